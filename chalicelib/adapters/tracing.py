@@ -1,0 +1,161 @@
+"""Tracing behind one small interface, so the X-Ray SDK (end of support Feb 2027) can be swapped
+for OpenTelemetry without touching handlers.
+
+In Lambda the service opens the function's segment; we add one subsegment per invocation (or per
+record) carrying the annotations. Outside Lambda (the local stack) we open the segment ourselves,
+continuing the caller's trace header when there is one. Segments leave through the SDK's UDP
+emitter to the daemon at AWS_XRAY_DAEMON_ADDRESS: Lambda's daemon on AWS, devstack's stand-in
+locally. Only botocore is patched (not patch_all), so every AWS call is a subsegment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from contextlib import contextmanager
+from typing import Any, Iterator, Protocol
+
+__all__ = ["Span", "Tracer", "XRayTracer", "NoTracer", "parse_trace_header"]
+
+_HEADER_PART = re.compile(r"(Root|Parent|Sampled)=([^;]*)")
+
+
+def parse_trace_header(value: str | None) -> dict[str, str]:
+    """The Root/Parent/Sampled parts of an X-Amzn-Trace-Id / AWSTraceHeader value."""
+    return dict(_HEADER_PART.findall(value or ""))
+
+
+class Span(Protocol):
+    trace_id: str | None
+
+    def annotate(self, **values: str | int | bool) -> None: ...
+
+    def set_status(self, status: int) -> None: ...
+
+    def record_error(self, exc: BaseException) -> None: ...
+
+
+class Tracer(Protocol):
+    def invocation(self, name: str, *, function: str, trace_header: str | None = None
+                   ) -> Any:
+        """Context manager opening the span of one invocation (or one record) -> Span."""
+
+    def subsegment(self, name: str) -> Any: ...
+
+    def propagation_header(self) -> str | None:
+        """The header to send downstream (SQS AWSTraceHeader) so the next hop joins this trace."""
+
+
+class _NoSpan:
+    trace_id: str | None = None
+
+    def annotate(self, **values: str | int | bool) -> None:
+        pass
+
+    def set_status(self, status: int) -> None:
+        pass
+
+    def record_error(self, exc: BaseException) -> None:
+        pass
+
+
+class NoTracer:
+    """For unit tests and TRACING=off."""
+
+    @contextmanager
+    def invocation(self, name: str, *, function: str, trace_header: str | None = None) -> Iterator[_NoSpan]:
+        yield _NoSpan()
+
+    @contextmanager
+    def subsegment(self, name: str) -> Iterator[_NoSpan]:
+        yield _NoSpan()
+
+    def propagation_header(self) -> str | None:
+        return None
+
+
+class _XRaySpan:
+    def __init__(self, entity: Any, trace_id: str | None) -> None:
+        self._entity = entity
+        self.trace_id = trace_id
+
+    def annotate(self, **values: str | int | bool) -> None:
+        for key, value in values.items():
+            if value is not None:
+                self._entity.put_annotation(key, value)
+
+    def set_status(self, status: int) -> None:
+        self._entity.apply_status_code(status)
+
+    def record_error(self, exc: BaseException) -> None:
+        import traceback
+
+        self._entity.add_exception(exc, traceback.extract_tb(exc.__traceback__))
+
+
+class XRayTracer:
+    def __init__(self, *, service: str) -> None:
+        from aws_xray_sdk.core import patch, xray_recorder
+
+        self._in_lambda = "LAMBDA_TASK_ROOT" in os.environ
+        options: dict[str, Any] = {"service": service, "context_missing": "IGNORE_ERROR"}
+        if not self._in_lambda:
+            # Locally every trace is kept; centralised sampling rules need a real daemon.
+            from aws_xray_sdk.core.sampling.local.sampler import LocalSampler
+
+            options["sampler"] = LocalSampler(
+                {"version": 2, "rules": [], "default": {"fixed_target": 1, "rate": 1.0}})
+        xray_recorder.configure(**options)
+        patch(("botocore",))
+        self._recorder = xray_recorder
+
+    @contextmanager
+    def invocation(self, name: str, *, function: str, trace_header: str | None = None) -> Iterator[_XRaySpan]:
+        recorder = self._recorder
+        if self._in_lambda:
+            subsegment = recorder.begin_subsegment(name)
+            segment = recorder.current_segment()
+            span = _XRaySpan(subsegment, getattr(segment, "trace_id", None))
+            try:
+                yield span
+            except BaseException as exc:
+                span.record_error(exc)
+                raise
+            finally:
+                recorder.end_subsegment()
+            return
+        parts = parse_trace_header(trace_header)
+        segment = recorder.begin_segment(
+            name=function, traceid=parts.get("Root") or None, parent_id=parts.get("Parent") or None,
+            sampling=0 if parts.get("Sampled") == "0" else 1)
+        segment.origin = "AWS::Lambda::Function"
+        subsegment = recorder.begin_subsegment(name)
+        span = _XRaySpan(subsegment, segment.trace_id)
+        try:
+            yield span
+        except BaseException as exc:
+            span.record_error(exc)
+            raise
+        finally:
+            recorder.end_subsegment()
+            recorder.end_segment()
+
+    @contextmanager
+    def subsegment(self, name: str) -> Iterator[_XRaySpan]:
+        entity = self._recorder.begin_subsegment(name)
+        span = _XRaySpan(entity, None)
+        try:
+            yield span
+        except BaseException as exc:
+            if entity is not None:
+                span.record_error(exc)
+            raise
+        finally:
+            self._recorder.end_subsegment()
+
+    def propagation_header(self) -> str | None:
+        entity = self._recorder.get_trace_entity()
+        if entity is None:
+            return None
+        trace_id = getattr(entity, "trace_id", None) or entity.parent_segment.trace_id
+        return f"Root={trace_id};Parent={entity.id};Sampled={1 if entity.sampled else 0}"

@@ -1,0 +1,71 @@
+"""Settings read from the environment, once per container.
+
+Every environment variable the app reads is named here and nowhere else. Resource variables are
+named by one rule from the logical ids of infra/resources.json (ProductsTable -> PRODUCTS_TABLE);
+their values are what CloudFormation's Ref gives (table name, queue URL, topic ARN, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+__all__ = ["Settings", "load_settings"]
+
+PRODUCTS_TABLE = "PRODUCTS_TABLE"
+IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
+USER_POOL = "USER_POOL"
+USER_POOL_CLIENT = "USER_POOL_CLIENT"
+REGION = "AWS_REGION"
+DEFAULT_REGION = "AWS_DEFAULT_REGION"
+# Where the pool's public keys are fetched from; only the local stack sets it (moto serves the JWKS
+# at its own endpoint while the tokens still name the real cognito-idp issuer).
+JWKS_URL = "COGNITO_JWKS_URL"
+STAGE = "STAGE"
+TRACING = "TRACING"  # "xray" (default) or "off"
+IDEMPOTENCY_TTL_HOURS = "IDEMPOTENCY_TTL_HOURS"
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    region: str
+    products_table: str
+    idempotency_table: str
+    user_pool_id: str
+    user_pool_client_id: str
+    jwks_url: str
+    tracing: str
+    idempotency_ttl_hours: int
+
+    @property
+    def issuer(self) -> str:
+        """The `iss` Cognito writes into the pool's tokens."""
+        return f"https://cognito-idp.{self.region}.amazonaws.com/{self.user_pool_id}"
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise RuntimeError(f"environment variable {name} is not set")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings; raises RuntimeError naming the first missing variable."""
+    env = os.environ if env is None else env
+    region = env.get(REGION) or env.get(DEFAULT_REGION) or "us-east-1"
+    user_pool_id = _required(env, USER_POOL)
+    issuer = f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"
+    return Settings(
+        stage=env.get(STAGE, "dev"),
+        region=region,
+        products_table=_required(env, PRODUCTS_TABLE),
+        idempotency_table=_required(env, IDEMPOTENCY_TABLE),
+        user_pool_id=user_pool_id,
+        user_pool_client_id=_required(env, USER_POOL_CLIENT),
+        jwks_url=env.get(JWKS_URL) or f"{issuer}/.well-known/jwks.json",
+        tracing=env.get(TRACING, "xray"),
+        idempotency_ttl_hours=int(env.get(IDEMPOTENCY_TTL_HOURS, "48")),
+    )

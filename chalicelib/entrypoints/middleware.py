@@ -1,0 +1,66 @@
+"""What every invocation gets: a request id, a trace, structured logs, and no stack traces leaked."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any, Callable
+
+from chalice import Response
+from chalice.app import Request
+
+from chalicelib.adapters.logs import logger
+from chalicelib.bootstrap import container
+
+__all__ = ["http_middleware", "event_middleware"]
+
+_REQUEST_ID = re.compile(r"^[\w.:-]{1,128}$")
+
+
+def _request_id(request: Request) -> str:
+    offered = request.headers.get("x-request-id", "")
+    if _REQUEST_ID.match(offered):
+        return offered  # lets a client correlate its own logs with ours
+    return (request.context or {}).get("requestId") or str(uuid.uuid4())
+
+
+def http_middleware(request: Request, get_response: Callable[[Request], Response]) -> Response:
+    started = time.perf_counter()
+    request_id = _request_id(request)
+    context = request.context or {}
+    route = f"{request.method} {context.get('resourcePath', request.path)}"
+    function = getattr(request.lambda_context, "function_name", None) or "storefront"
+    tracer = container().tracer
+    with tracer.invocation(route, function=function,
+                           trace_header=request.headers.get("x-amzn-trace-id")) as span:
+        logger.thread_safe_append_keys(request_id=request_id, trace_id=span.trace_id, route=route)
+        try:
+            response = get_response(request)
+            span.set_status(response.status_code)
+        finally:
+            logger.thread_safe_clear_keys()
+    response.headers["X-Request-Id"] = request_id
+    if span.trace_id:
+        response.headers["X-Amzn-Trace-Id"] = f"Root={span.trace_id}"
+    logger.info("request", extra={
+        "request_id": request_id, "trace_id": span.trace_id, "route": route,
+        "status": response.status_code, "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
+    return response
+
+
+def event_middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
+    """For queue, topic and schedule handlers: one span and log context per invocation."""
+    context = getattr(event, "context", None)
+    function = getattr(context, "function_name", None) or "storefront"
+    request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
+    tracer = container().tracer
+    with tracer.invocation(f"## {function}", function=function) as span:
+        logger.thread_safe_append_keys(request_id=request_id, trace_id=span.trace_id, function=function)
+        try:
+            return get_response(event)
+        except Exception:
+            logger.exception("invocation failed")
+            raise
+        finally:
+            logger.thread_safe_clear_keys()
