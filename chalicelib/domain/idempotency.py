@@ -14,7 +14,7 @@ from chalicelib.domain.errors import IdempotencyConflict, InvalidInput
 __all__ = ["IdempotencyRecord", "StoredResponse", "validate_key", "fingerprint", "record_key", "replay"]
 
 HEADER = "Idempotency-Key"
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as Stripe-style keys are
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")  # visible ASCII, as Stripe-style keys are
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import time
 __all__ = ["new_id", "is_id", "ID_PATTERN"]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32, as ULID
-ID_PATTERN = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+ID_PATTERN = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}\Z")
 
 
 def new_id(now_ms: int | None = None, randomness: bytes | None = None) -> str:

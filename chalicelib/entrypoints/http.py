@@ -21,8 +21,8 @@ __all__ = ["http", "error_response"]
 
 http = Blueprint(__name__)
 
-_IF_MATCH = re.compile(r'^(?:W/)?"?([1-9][0-9]{0,17})"?$')
-_OWNER = re.compile(r"^[\w-]{1,128}$")
+_IF_MATCH = re.compile(r'^(?:W/)?"?([1-9][0-9]{0,17})"?\Z')
+_OWNER = re.compile(r"^[\w-]{1,128}\Z", re.ASCII)
 _LIMIT_MAX = 100
 
 

@@ -15,7 +15,7 @@ from chalicelib.bootstrap import container
 
 __all__ = ["http_middleware", "event_middleware"]
 
-_REQUEST_ID = re.compile(r"^[\w.:-]{1,128}$")
+_REQUEST_ID = re.compile(r"^[\w.:-]{1,128}\Z", re.ASCII)  # echoed into a header
 
 
 def _request_id(request: Request) -> str:
