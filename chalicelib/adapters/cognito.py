@@ -82,14 +82,17 @@ class CognitoTokenVerifier:
         from jwt import PyJWKSet
         from jwt.exceptions import PyJWKSetError
 
-        self._fetched_at = self._monotonic()
         try:
             document = self._fetch(self._jwks_url)
         except (OSError, ValueError) as exc:
-            self._fetched_at = None  # try again on the next request
             raise DependencyUnavailable(f"the user pool's keys could not be fetched: {exc}") from None
         try:
+            if not isinstance(document, dict):
+                raise PyJWKSetError("the key set is not a JSON object")
             keys = PyJWKSet.from_dict(document).keys
         except PyJWKSetError as exc:
             raise DependencyUnavailable(f"the user pool's key set is unusable: {exc}") from None
+        # Only a usable key set counts as fetched: after a failure the next request tries again
+        # rather than refusing every token as "not signed by this pool" for a minute.
         self._keys = {k.key_id: k for k in keys if k.key_id}
+        self._fetched_at = self._monotonic()
