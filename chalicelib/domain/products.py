@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 
 from chalicelib.domain.errors import InvalidInput
 
@@ -46,6 +47,14 @@ class UpdateProduct(_Command):
     price_cents: PriceCents | None = None
     currency: Currency | None = None
     stock: Stock | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # None here only means "absent"; an explicit null would erase a required attribute.
+        if value is None:
+            raise PydanticCustomError("null", "must not be null (leave the field out to keep it)")
+        return value
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
