@@ -42,6 +42,9 @@ class Tracer(Protocol):
 
     def subsegment(self, name: str) -> Any: ...
 
+    def annotate(self, **values: str | int | bool | None) -> None:
+        """Searchable annotations on the current invocation (None values are skipped)."""
+
     def propagation_header(self) -> str | None:
         """The header to send downstream (SQS AWSTraceHeader) so the next hop joins this trace."""
 
@@ -69,6 +72,9 @@ class NoTracer:
     @contextmanager
     def subsegment(self, name: str) -> Iterator[_NoSpan]:
         yield _NoSpan()
+
+    def annotate(self, **values: str | int | bool | None) -> None:
+        pass
 
     def propagation_header(self) -> str | None:
         return None
@@ -152,6 +158,11 @@ class XRayTracer:
             raise
         finally:
             self._recorder.end_subsegment()
+
+    def annotate(self, **values: str | int | bool | None) -> None:
+        entity = self._recorder.current_subsegment()
+        if entity is not None:
+            _XRaySpan(entity, None).annotate(**values)
 
     def propagation_header(self) -> str | None:
         entity = self._recorder.get_trace_entity()

@@ -119,7 +119,12 @@ def _if_match(required: bool) -> int | None:
     return int(match.group(1))
 
 
+def _annotate(product_id: str, owner: str | None = None) -> None:
+    container().tracer.annotate(product_id=product_id, owner=owner)
+
+
 def _product_response(body: dict[str, Any], status: int = 200, **headers: str) -> Response:
+    _annotate(body["id"], body["owner"])
     return Response(body=body, status_code=status,
                     headers={"ETag": f'"{body["version"]}"', **headers})
 
@@ -132,6 +137,7 @@ def health() -> dict[str, str]:
 @route("/products", methods=["POST"])
 def create_product() -> Response:
     caller = _caller()
+    container().tracer.annotate(owner=caller.sub)
     key = validate_key(_header(IDEMPOTENCY_HEADER))
     raw = _json_body()
     command = parse_command(CreateProduct, raw)
@@ -144,6 +150,7 @@ def create_product() -> Response:
 @route("/products", methods=["GET"])
 def list_products() -> dict[str, Any]:
     owner = _query("owner")
+    container().tracer.annotate(owner=owner)
     if owner is not None and not _OWNER.match(owner):
         raise errors.InvalidInput("owner", "must be a user id (the token's sub)")
     result = container().products.list(owner=owner, limit=_limit(), cursor=_query("cursor"))
@@ -152,12 +159,14 @@ def list_products() -> dict[str, Any]:
 
 @route("/products/{product_id}", methods=["GET"])
 def get_product(product_id: str) -> Response:
+    _annotate(product_id)
     return _product_response(product_json(container().products.get(product_id)))
 
 
 @route("/products/{product_id}", methods=["PATCH"])
 def update_product(product_id: str) -> Response:
     caller = _caller()
+    _annotate(product_id, caller.sub)
     expected = _if_match(required=True)
     command = parse_command(UpdateProduct, _json_body())
     product = container().products.update(caller, product_id, command, expected)
@@ -167,5 +176,6 @@ def update_product(product_id: str) -> Response:
 @route("/products/{product_id}", methods=["DELETE"])
 def delete_product(product_id: str) -> Response:
     caller = _caller()
+    _annotate(product_id, caller.sub)
     container().products.delete(caller, product_id, _if_match(required=False))
     return Response(body="", status_code=204)

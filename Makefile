@@ -1,0 +1,40 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-unit test-integration test-e2e token bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+## run: the whole local stack in the foreground (Ctrl-C stops it)
+run: $(STAMP)
+	$(PY) -m devstack run
+
+## test: every test: unit, integration (moto), e2e (the real stack in a subprocess)
+# Separate pytest processes: in-process moto servers must not share a process with each other's state.
+test: $(STAMP)
+	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/integration/devstack
+	$(PY) -m pytest tests/integration/app
+	$(PY) -m pytest tests/e2e
+
+## token USER=name: an ID token for a local user of the running stack
+token: $(STAMP)
+	@$(PY) -m devstack token $(or $(USER_NAME),$(USER))
+
+## fire SCHEDULE=name [AT=iso]: run a schedule now on the running stack
+fire: $(STAMP)
+	$(PY) -m devstack fire $(SCHEDULE) $(if $(AT),--at $(AT))
+
+## bench: the benchmarks (they print their figures)
+bench: $(STAMP)
+	$(PY) bench/cold_start.py
+
+clean:
+	rm -rf $(VENV) .devstack .pytest_cache
