@@ -131,7 +131,10 @@ class PynamoProductRepository:
             body=json.dumps(remember.response.body, separators=(",", ":")),
             expires_at=remember.expires_at)
         now = datetime.now(timezone.utc)
-        key_is_free = record_cls.pk.does_not_exist() | (record_cls.expires_at < now)
+        # Same boundary as PynamoIdempotencyStore.get (expired once expires_at <= now; TTL values
+        # are whole seconds): if they disagreed, a record expiring this second would be neither
+        # replayable nor replaceable.
+        key_is_free = record_cls.pk.does_not_exist() | (record_cls.expires_at <= now)
         try:
             with TransactWrite(connection=_connection(self._product)) as transaction:
                 transaction.save(item)
