@@ -27,7 +27,9 @@ def _endpoints() -> dict:
 
 def run() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    for noisy in ("werkzeug", "botocore", "urllib3"):
+    # The stack's own AWS calls (daemon, console, pollers) run outside any segment; the SDK would
+    # warn about each of them. App calls always run inside an invocation's segment.
+    for noisy in ("werkzeug", "botocore", "urllib3", "pynamodb", "aws_xray_sdk"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -7,6 +7,7 @@ segment documents here.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import logging
@@ -112,7 +113,8 @@ class Console:
         elif url.path == "/api/schedules":
             self._send(request, 200, {"schedules": self._emulator.schedules()})
         elif url.path == "/api/stats":
-            self._send(request, 200, {"functions": self._emulator.stats_snapshot()})
+            stats = {name: dataclasses.asdict(value) for name, value in self._emulator.stats.items()}
+            self._send(request, 200, {"functions": stats})
         elif url.path == "/":
             self._send(request, 200, self._page(), "text/html")
         else:

@@ -14,7 +14,6 @@ from chalicelib.domain import errors
 from chalicelib.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from chalicelib.domain.idempotency import validate_key
 from chalicelib.domain.identity import Caller
-from chalicelib.domain.products import MAX_BODY_BYTES, CreateProduct, UpdateProduct, parse_command
 from chalicelib.entrypoints.representations import product_json
 
 __all__ = ["http", "error_response"]
@@ -82,6 +81,8 @@ def _caller() -> Caller:
 
 
 def _json_body() -> Any:
+    from chalicelib.domain.commands import MAX_BODY_BYTES
+
     raw = http.current_request.raw_body or b""
     if len(raw) > MAX_BODY_BYTES:
         raise errors.InvalidInput("body", f"must be at most {MAX_BODY_BYTES} bytes")
@@ -139,6 +140,8 @@ def create_product() -> Response:
     caller = _caller()
     container().tracer.annotate(owner=caller.sub)
     key = validate_key(_header(IDEMPOTENCY_HEADER))
+    from chalicelib.domain.commands import CreateProduct, parse_command
+
     raw = _json_body()
     command = parse_command(CreateProduct, raw)
     created = container().products.create(caller, command, raw_body=raw, idempotency_key=key)
@@ -168,6 +171,8 @@ def update_product(product_id: str) -> Response:
     caller = _caller()
     _annotate(product_id, caller.sub)
     expected = _if_match(required=True)
+    from chalicelib.domain.commands import UpdateProduct, parse_command
+
     command = parse_command(UpdateProduct, _json_body())
     product = container().products.update(caller, product_id, command, expected)
     return _product_response(product_json(product))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain import idempotency
 from chalicelib.domain.errors import (
@@ -13,8 +13,11 @@ from chalicelib.domain.errors import (
 from chalicelib.domain.identity import Caller
 from chalicelib.domain.ids import is_id
 from chalicelib.domain.paging import Page, decode_cursor, encode_cursor
-from chalicelib.domain.products import CreateProduct, Product, UpdateProduct, new_product
+from chalicelib.domain.products import Product, new_product
 from chalicelib.services.ports import Clock, IdempotencyStore, IdFactory, ProductRepository
+
+if TYPE_CHECKING:  # pydantic stays off the read path's imports
+    from chalicelib.domain.commands import CreateProduct, UpdateProduct
 
 __all__ = ["ProductService", "Created", "ListResult"]
 
@@ -53,7 +56,7 @@ class ProductService:
         Raises IdempotencyConflict when the key was used with another body.
         """
         now = self._clock()
-        product = new_product(command, product_id=self._new_id(), owner=caller.sub, now=now)
+        product = new_product(command.model_dump(), product_id=self._new_id(), owner=caller.sub, now=now)
         body = self._render(product)
         if idempotency_key is None:
             self._products.add(product)
