@@ -111,7 +111,9 @@ class Console:
             minutes = int(query.get("minutes", ["60"])[0]) if query.get("minutes", ["60"])[0].isdigit() else 60
             self._send(request, 200, {"traces": recent_traces(self._xray, minutes=minutes)})
         elif url.path == "/api/schedules":
-            self._send(request, 200, {"schedules": self._emulator.schedules()})
+            schedules = [{**s, "next_fire": s["next_fire"].isoformat() if s.get("next_fire") else None}
+                         for s in self._emulator.schedules()]
+            self._send(request, 200, {"schedules": schedules})
         elif url.path == "/api/stats":
             stats = {name: dataclasses.asdict(value) for name, value in self._emulator.stats.items()}
             self._send(request, 200, {"functions": stats})
@@ -134,6 +136,10 @@ class Console:
                 result = self._emulator.fire_schedule(parts[2], at)
             except KeyError:
                 self._send(request, 404, {"Code": "NotFoundError", "Message": f"no schedule {parts[2]}"})
+                return
+            except Exception as exc:  # the handler's own failure (or timeout) is the answer, not a crash
+                log.exception("schedule %s failed", parts[2])
+                self._send(request, 500, {"Code": type(exc).__name__, "Message": str(exc)})
                 return
             self._send(request, 200, {"schedule": parts[2], "result": result})
         else:
