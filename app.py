@@ -2,11 +2,11 @@
 
 from chalice import Chalice
 
-from chalicelib.entrypoints.http import http
+from chalicelib.entrypoints import products_api
 from chalicelib.entrypoints.middleware import event_middleware, http_middleware
 
 app = Chalice(app_name="storefront")
 app.register_middleware(http_middleware, "http")
 for event_type in ("sqs", "sns", "scheduled", "cloudwatch", "pure_lambda"):
     app.register_middleware(event_middleware, event_type)
-app.register_blueprint(http)
+app.register_blueprint(products_api.api)

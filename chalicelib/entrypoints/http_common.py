@@ -1,0 +1,132 @@
+"""What every HTTP route shares: error answers, auth, and parsing of bodies, headers and parameters.
+
+Routes live in one Blueprint per resource (products_api, orders_api, ...): each stays a short file a
+feature can own, and app.py registers them all.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from typing import Any, Callable
+
+from chalice import Blueprint, Response
+from chalice.app import Request
+
+from chalicelib.bootstrap import container
+from chalicelib.domain import errors
+from chalicelib.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
+from chalicelib.domain.idempotency import validate_key
+from chalicelib.domain.identity import Caller
+
+__all__ = ["error_response", "routes", "caller", "json_body", "header", "query", "limit", "if_match",
+           "idempotency_key"]
+
+_IF_MATCH = re.compile(r'^(?:W/)?"?([1-9][0-9]{0,17})"?\Z')
+_LIMIT_MAX = 100
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    """Chalice's error shape, for statuses Chalice has no exception class for."""
+    return Response(body={"Code": code, "Message": message}, status_code=status, headers=headers or {})
+
+
+_ERRORS: list[tuple[type[Exception], int, str]] = [
+    (errors.InvalidInput, 400, "BadRequestError"),
+    (errors.Unauthenticated, 401, "UnauthorizedError"),
+    (errors.Forbidden, 403, "ForbiddenError"),
+    (errors.NotFound, 404, "NotFoundError"),
+    (errors.IdempotencyConflict, 409, "ConflictError"),
+    (errors.VersionMismatch, 412, "PreconditionFailedError"),
+    (errors.PreconditionRequired, 428, "PreconditionRequiredError"),
+    (errors.DependencyUnavailable, 503, "ServiceUnavailableError"),
+]
+
+
+def _answers_errors(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the project's exceptions into Chalice-shaped error responses."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except errors.StorefrontError as exc:
+            for kind, status, code in _ERRORS:
+                if isinstance(exc, kind):
+                    headers = {"WWW-Authenticate": 'Bearer realm="storefront"'} if status == 401 else None
+                    return error_response(status, code, str(exc), headers)
+            raise
+
+    return wrapper
+
+
+def routes(blueprint: Blueprint) -> Callable[..., Callable[[Callable[..., Any]], Callable[..., Any]]]:
+    """`blueprint.route`, with the project's exceptions answered as Chalice-shaped errors."""
+
+    def route(path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def register(view: Callable[..., Any]) -> Callable[..., Any]:
+            return blueprint.route(path, **options)(_answers_errors(view))
+
+        return register
+
+    return route
+
+
+def header(request: Request, name: str) -> str | None:
+    return request.headers.get(name)
+
+
+def caller(request: Request) -> Caller:
+    """The verified caller; raises Unauthenticated (401)."""
+    authorization = header(request, "authorization")
+    if not authorization:
+        raise errors.Unauthenticated("an Authorization: Bearer <ID token> header is required")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise errors.Unauthenticated("the Authorization header must be 'Bearer <ID token>'")
+    return container().verifier.verify(token.strip())
+
+
+def json_body(request: Request, max_bytes: int) -> Any:
+    """The parsed JSON body; raises InvalidInput("body") when absent, too large or malformed."""
+    raw = request.raw_body or b""
+    if len(raw) > max_bytes:
+        raise errors.InvalidInput("body", f"must be at most {max_bytes} bytes")
+    if not raw.strip():
+        raise errors.InvalidInput("body", "a JSON object is required")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.InvalidInput("body", f"is not valid JSON ({exc})") from None
+
+
+def query(request: Request, name: str) -> str | None:
+    return (request.query_params or {}).get(name)
+
+
+def limit(request: Request) -> int:
+    value = query(request, "limit")
+    if value is None:
+        return 20
+    if not value.isdigit() or not 1 <= int(value) <= _LIMIT_MAX:
+        raise errors.InvalidInput("limit", f"must be an integer from 1 to {_LIMIT_MAX}")
+    return int(value)
+
+
+def if_match(request: Request, required: bool) -> int | None:
+    """The version named by If-Match; raises PreconditionRequired (428) when required and absent."""
+    value = header(request, "if-match")
+    if value is None:
+        if required:
+            raise errors.PreconditionRequired(
+                'If-Match: "<version>" is required; read the product to learn its version')
+        return None
+    match = _IF_MATCH.match(value.strip())
+    if not match:
+        raise errors.InvalidInput("If-Match", 'must be the product\'s version, e.g. "3"')
+    return int(match.group(1))
+
+
+def idempotency_key(request: Request) -> str | None:
+    return validate_key(header(request, IDEMPOTENCY_HEADER))

@@ -1,0 +1,88 @@
+"""Products over HTTP: translate a request into a service call and the result into a response."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from chalice import Blueprint, Response
+
+from chalicelib.bootstrap import container
+from chalicelib.domain import errors
+from chalicelib.entrypoints.http_common import (
+    caller, idempotency_key, if_match, json_body, limit, query, routes,
+)
+from chalicelib.entrypoints.representations import product_json
+
+__all__ = ["api"]
+
+api = Blueprint(__name__)
+route = routes(api)
+
+_OWNER = re.compile(r"^[\w-]{1,128}\Z", re.ASCII)
+
+
+def _annotate(product_id: str, owner: str | None = None) -> None:
+    container().tracer.annotate(product_id=product_id, owner=owner)
+
+
+def _product_response(body: dict[str, Any], status: int = 200, **headers: str) -> Response:
+    _annotate(body["id"], body["owner"])
+    return Response(body=body, status_code=status,
+                    headers={"ETag": f'"{body["version"]}"', **headers})
+
+
+@route("/health", methods=["GET"])
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@route("/products", methods=["POST"])
+def create_product() -> Response:
+    who = caller(api.current_request)
+    container().tracer.annotate(owner=who.sub)
+    key = idempotency_key(api.current_request)
+    from chalicelib.domain.commands import MAX_BODY_BYTES, CreateProduct, parse_command
+
+    raw = json_body(api.current_request, MAX_BODY_BYTES)
+    command = parse_command(CreateProduct, raw)
+    created = container().products.create(who, command, raw_body=raw, idempotency_key=key)
+    extra = {"Idempotent-Replayed": "true"} if created.replayed else {}
+    return _product_response(created.body, created.status,
+                             Location=f"/products/{created.body['id']}", **extra)
+
+
+@route("/products", methods=["GET"])
+def list_products() -> dict[str, Any]:
+    owner = query(api.current_request, "owner")
+    container().tracer.annotate(owner=owner)
+    if owner is not None and not _OWNER.match(owner):
+        raise errors.InvalidInput("owner", "must be a user id (the token's sub)")
+    result = container().products.list(owner=owner, limit=limit(api.current_request), cursor=query(api.current_request, "cursor"))
+    return {"items": [product_json(p) for p in result.items], "next_cursor": result.next_cursor}
+
+
+@route("/products/{product_id}", methods=["GET"])
+def get_product(product_id: str) -> Response:
+    _annotate(product_id)
+    return _product_response(product_json(container().products.get(product_id)))
+
+
+@route("/products/{product_id}", methods=["PATCH"])
+def update_product(product_id: str) -> Response:
+    who = caller(api.current_request)
+    _annotate(product_id, who.sub)
+    expected = if_match(api.current_request, required=True)
+    from chalicelib.domain.commands import MAX_BODY_BYTES, UpdateProduct, parse_command
+
+    command = parse_command(UpdateProduct, json_body(api.current_request, MAX_BODY_BYTES))
+    product = container().products.update(who, product_id, command, expected)
+    return _product_response(product_json(product))
+
+
+@route("/products/{product_id}", methods=["DELETE"])
+def delete_product(product_id: str) -> Response:
+    who = caller(api.current_request)
+    _annotate(product_id, who.sub)
+    container().products.delete(who, product_id, if_match(api.current_request, required=False))
+    return Response(body="", status_code=204)
