@@ -8,7 +8,7 @@ import uuid
 from typing import Any, Callable
 
 from chalice import Response
-from chalice.app import Request
+from chalice.app import Request, SQSEvent
 
 from chalicelib.adapters.logs import logger
 from chalicelib.bootstrap import container
@@ -50,17 +50,23 @@ def http_middleware(request: Request, get_response: Callable[[Request], Response
 
 
 def event_middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
-    """For queue, topic and schedule handlers: one span and log context per invocation."""
+    """For queue, topic and schedule handlers: log context, and a span per invocation.
+
+    SQS batches get their spans per record instead (entrypoints/sqs_batches.py): each record
+    continues its own sender's trace.
+    """
     context = getattr(event, "context", None)
     function = getattr(context, "function_name", None) or "storefront"
     request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
-    tracer = container().tracer
-    with tracer.invocation(f"## {function}", function=function) as span:
-        logger.thread_safe_append_keys(request_id=request_id, trace_id=span.trace_id, function=function)
-        try:
+    logger.thread_safe_append_keys(request_id=request_id, function=function)
+    try:
+        if isinstance(event, SQSEvent):
             return get_response(event)
-        except Exception:
-            logger.exception("invocation failed")
-            raise
-        finally:
-            logger.thread_safe_clear_keys()
+        with container().tracer.invocation(f"## {function}", function=function) as span:
+            logger.thread_safe_append_keys(trace_id=span.trace_id)
+            return get_response(event)
+    except Exception:
+        logger.exception("invocation failed")
+        raise
+    finally:
+        logger.thread_safe_clear_keys()
