@@ -28,6 +28,11 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 ACCOUNT_ID = "123456789012"
 
 
+def _short(bucket_logical_id: str) -> str:
+    """UploadsBucket -> uploads."""
+    return bucket_logical_id.removesuffix("Bucket").lower()
+
+
 class PortInUse(RuntimeError):
     pass
 
@@ -162,7 +167,9 @@ class LocalStack:
             "api": f"http://{o.host}:{api.port}", "aws_endpoint": aws_endpoint, "region": o.region,
             "trace_viewer": f"http://{o.host}:{trace_port}",
             "user_pool_id": summary["user_pool_id"], "user_pool_client_id": summary["user_pool_client_id"],
-            "buckets": summary["buckets"], "tables": summary["tables"], "queues": summary["queues"],
+            # API.md's names for buckets ("uploads", ...); other resources by logical id.
+            "buckets": {_short(lid): name for lid, name in summary["buckets"].items()},
+            "tables": summary["tables"], "queues": summary["queues"],
             "topics": summary["topics"],
         }
         self._write_endpoints()

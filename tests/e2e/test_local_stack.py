@@ -24,7 +24,7 @@ def test_endpoints_file_describes_every_resource(stack):
     e = stack.endpoints
     assert set(e) >= {"api", "aws_endpoint", "region", "trace_viewer", "user_pool_id", "user_pool_client_id",
                       "buckets", "tables", "queues", "topics"}
-    assert set(e["buckets"]) == {"UploadsBucket", "MediaBucket", "ImportsBucket"}
+    assert set(e["buckets"]) == {"uploads", "media", "imports"}
     assert {"ProductsTable", "IdempotencyTable"} <= set(e["tables"])
     assert {"OrdersQueue", "OrdersQueueDeadLetterQueue"} <= set(e["queues"])
 
