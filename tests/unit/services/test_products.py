@@ -168,7 +168,8 @@ def test_listing_by_owner_serves_only_their_products(world):
     pages = _all_pages(world, owner=BOB.sub, limit=1)
 
     served = [i for page in pages for i in page]
-    assert served == sorted((i for i, p in world.repository.items.items() if p.owner == BOB.sub), reverse=True)
+    bobs = [i for i, p in world.repository.items.items() if p.owner == BOB.sub]
+    assert served == sorted(bobs, reverse=True)
 
 
 def test_a_cursor_of_the_catalogue_is_rejected_for_an_owner_listing(world):
