@@ -109,7 +109,8 @@ def limit(request: Request) -> int:
     value = query(request, "limit")
     if value is None:
         return 20
-    if not value.isdigit() or not 1 <= int(value) <= _LIMIT_MAX:
+    # isdigit() alone admits "²" (int() then raises: a 500) and other scripts' digits.
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= _LIMIT_MAX:
         raise errors.InvalidInput("limit", f"must be an integer from 1 to {_LIMIT_MAX}")
     return int(value)
 

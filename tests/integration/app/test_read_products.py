@@ -105,7 +105,7 @@ def test_limits_from_1_to_100_are_accepted(api, limit):
     assert api.get(f"/products?limit={limit}").status_code == 200
 
 
-@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "1.5", ""])
+@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "1.5", "", "%C2%B2", "%D9%A1%D9%A0", "+5"])
 def test_a_limit_outside_1_to_100_is_a_400_naming_limit(api, limit):
     response = api.get(f"/products?limit={limit}")
 
