@@ -58,6 +58,16 @@ def test_paging_by_7_serves_each_of_25_products_exactly_once_newest_first(api, n
     assert served == created[::-1]
 
 
+def test_deleting_the_last_product_served_does_not_break_the_next_page(api, alice):
+    made = [body_of(create(api, alice, _named(i)))["id"] for i in range(5)]
+    first = _page(api, f"owner={alice.sub}&limit=2")
+    api.delete(f"/products/{first['items'][-1]['id']}", headers=alice.headers())
+
+    rest = _page(api, f"owner={alice.sub}&limit=10&cursor={first['next_cursor']}")
+
+    assert [p["id"] for p in rest["items"]] == made[::-1][2:]
+
+
 def test_the_whole_catalogue_pages_without_repeats_or_gaps(api, alice, bob):
     mine = {body_of(create(api, user))["id"] for user in (alice, bob, alice, bob, alice)}
 
