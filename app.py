@@ -2,7 +2,7 @@
 
 from chalice import Chalice
 
-from chalicelib.entrypoints import products_api
+from chalicelib.entrypoints import order_events, orders_api, products_api
 from chalicelib.entrypoints.middleware import event_middleware, http_middleware
 
 app = Chalice(app_name="storefront")
@@ -10,3 +10,5 @@ app.register_middleware(http_middleware, "http")
 for event_type in ("sqs", "sns", "scheduled", "cloudwatch", "pure_lambda"):
     app.register_middleware(event_middleware, event_type)
 app.register_blueprint(products_api.api)
+app.register_blueprint(orders_api.api)
+app.register_blueprint(order_events.events)

@@ -1,15 +1,19 @@
-"""Builds the real adapters once per container; tests call `build` with their own parts."""
+"""Builds the real adapters once per container; tests call `build` with their own parts.
+
+Each service is made on first use and then kept: a function builds only what its handler
+touches (the API's GET path never creates an SQS or S3 client, which costs ~0.1 s cold).
+"""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from typing import Any
 
 from chalicelib.adapters.tracing import NoTracer, Tracer
 from chalicelib.config import Settings, load_settings
 from chalicelib.domain.ids import new_id
-from chalicelib.services.products import ProductService
 
 __all__ = ["Container", "build", "container", "install", "utc_now"]
 
@@ -18,39 +22,92 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@dataclass(frozen=True)
 class Container:
-    settings: Settings
-    tracer: Tracer
-    products: ProductService
-    verifier: object  # CognitoTokenVerifier: .verify(token) -> Caller
+    def __init__(self, settings: Settings, *, tracer: Tracer | None = None, verifier: Any = None,
+                 overrides: dict[str, Any] | None = None) -> None:
+        """`overrides` replaces any lazily built part by name (tests: fakes, failing clients)."""
+        self.settings = settings
+        if tracer is not None:
+            self.__dict__["tracer"] = tracer
+        if verifier is not None:
+            self.__dict__["verifier"] = verifier
+        self.__dict__.update(overrides or {})
+
+    @cached_property
+    def tracer(self) -> Tracer:
+        if self.settings.tracing == "off":
+            return NoTracer()
+        from chalicelib.adapters.tracing import XRayTracer
+
+        return XRayTracer(service="storefront")
+
+    @cached_property
+    def verifier(self) -> Any:
+        from chalicelib.adapters.cognito import CognitoTokenVerifier
+
+        s = self.settings
+        return CognitoTokenVerifier(issuer=s.issuer, client_id=s.user_pool_client_id, jwks_url=s.jwks_url)
+
+    @cached_property
+    def models(self) -> Any:
+        from chalicelib.adapters.dynamodb import make_models
+
+        s = self.settings
+        return make_models(products_table=s.products_table, idempotency_table=s.idempotency_table,
+                           region=s.region)
+
+    @cached_property
+    def idempotency_store(self) -> Any:
+        from chalicelib.adapters.dynamodb import PynamoIdempotencyStore
+
+        return PynamoIdempotencyStore(self.models)
+
+    @cached_property
+    def idempotency_ttl(self) -> timedelta:
+        return timedelta(hours=self.settings.idempotency_ttl_hours)
+
+    @cached_property
+    def products(self) -> Any:
+        from chalicelib.adapters.dynamodb import PynamoProductRepository
+        from chalicelib.entrypoints.representations import product_json
+        from chalicelib.services.products import ProductService
+
+        return ProductService(PynamoProductRepository(self.models), self.idempotency_store, clock=utc_now,
+                              new_id=new_id, idempotency_ttl=self.idempotency_ttl, render=product_json)
+
+    @cached_property
+    def sqs(self) -> Any:
+        import boto3
+
+        return boto3.client("sqs", region_name=self.settings.region)
+
+    @cached_property
+    def order_repository(self) -> Any:
+        from chalicelib.adapters.orders_table import PynamoOrderRepository, make_order_model
+
+        model = make_order_model(orders_table=self.settings.orders_table, region=self.settings.region)
+        return PynamoOrderRepository(model, self.models)
+
+    @cached_property
+    def orders(self) -> Any:
+        from chalicelib.adapters.sqs import SqsOrderQueue
+        from chalicelib.services.orders import OrderService
+
+        return OrderService(self.order_repository, SqsOrderQueue(self.sqs, self.settings.orders_queue),
+                            self.idempotency_store, clock=utc_now, new_id=new_id,
+                            idempotency_ttl=self.idempotency_ttl, trace_header=self.tracer.propagation_header)
+
+    @cached_property
+    def order_consumer(self) -> Any:
+        from chalicelib.services.orders import OrderConsumer
+
+        return OrderConsumer(self.order_repository, clock=utc_now)
 
 
-def build(settings: Settings | None = None, *, tracer: Tracer | None = None,
-          verifier: object | None = None) -> Container:
-    """Wire the real adapters for `settings` (read from the environment by default)."""
-    from chalicelib.adapters.cognito import CognitoTokenVerifier
-    from chalicelib.adapters.dynamodb import PynamoIdempotencyStore, PynamoProductRepository, make_models
-    from chalicelib.entrypoints.representations import product_json
-
-    settings = settings or load_settings()
-    if tracer is None:
-        tracer = NoTracer() if settings.tracing == "off" else _xray_tracer()
-    models = make_models(products_table=settings.products_table,
-                         idempotency_table=settings.idempotency_table, region=settings.region)
-    products = ProductService(
-        PynamoProductRepository(models), PynamoIdempotencyStore(models), clock=utc_now,
-        new_id=new_id, idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
-        render=product_json)
-    verifier = verifier or CognitoTokenVerifier(
-        issuer=settings.issuer, client_id=settings.user_pool_client_id, jwks_url=settings.jwks_url)
-    return Container(settings=settings, tracer=tracer, products=products, verifier=verifier)
-
-
-def _xray_tracer() -> Tracer:
-    from chalicelib.adapters.tracing import XRayTracer
-
-    return XRayTracer(service="storefront")
+def build(settings: Settings | None = None, *, tracer: Tracer | None = None, verifier: Any = None,
+          **overrides: Any) -> Container:
+    """A container for `settings` (read from the environment by default)."""
+    return Container(settings or load_settings(), tracer=tracer, verifier=verifier, overrides=overrides)
 
 
 _CONTAINER: Container | None = None

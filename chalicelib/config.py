@@ -11,10 +11,14 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "load_settings", "orders_max_concurrency"]
 
 PRODUCTS_TABLE = "PRODUCTS_TABLE"
 IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
+ORDERS_TABLE = "ORDERS_TABLE"
+ORDERS_QUEUE = "ORDERS_QUEUE"
+# Read when app.py is imported, because Chalice's decorator needs it then (packaging, too).
+ORDERS_MAX_CONCURRENCY = "ORDERS_MAX_CONCURRENCY"
 USER_POOL = "USER_POOL"
 USER_POOL_CLIENT = "USER_POOL_CLIENT"
 REGION = "AWS_REGION"
@@ -38,6 +42,8 @@ class Settings:
     jwks_url: str
     tracing: str
     idempotency_ttl_hours: int
+    orders_table: str = ""
+    orders_queue: str = ""
 
     @property
     def issuer(self) -> str:
@@ -68,4 +74,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jwks_url=env.get(JWKS_URL) or f"{issuer}/.well-known/jwks.json",
         tracing=env.get(TRACING, "xray"),
         idempotency_ttl_hours=int(env.get(IDEMPOTENCY_TTL_HOURS, "48")),
+        orders_table=env.get(ORDERS_TABLE, ""),
+        orders_queue=env.get(ORDERS_QUEUE, ""),
     )
+
+
+def orders_max_concurrency(env: Mapping[str, str] | None = None) -> int:
+    """The orders consumer's concurrency cap (Lambda accepts 2..1000); 2 by default."""
+    env = os.environ if env is None else env
+    value = int(env.get(ORDERS_MAX_CONCURRENCY, "2"))
+    if not 2 <= value <= 1000:
+        raise RuntimeError(f"{ORDERS_MAX_CONCURRENCY} must be 2..1000, not {value}")
+    return value

@@ -29,8 +29,9 @@ def run() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # The stack's own AWS calls (daemon, console, pollers) run outside any segment; the SDK would
     # warn about each of them. App calls always run inside an invocation's segment.
-    for noisy in ("werkzeug", "botocore", "urllib3", "pynamodb", "aws_xray_sdk"):
+    for noisy in ("werkzeug", "botocore", "urllib3", "pynamodb"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("aws_xray_sdk").setLevel(logging.ERROR)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -26,7 +26,8 @@ from chalicelib.domain.idempotency import IdempotencyRecord, StoredResponse
 from chalicelib.domain.paging import Page
 from chalicelib.domain.products import Product
 
-__all__ = ["Models", "make_models", "PynamoProductRepository", "PynamoIdempotencyStore"]
+__all__ = ["Models", "make_models", "PynamoProductRepository", "PynamoIdempotencyStore", "save_remembering",
+           "is_transient"]
 
 # Every product also carries this constant so the catalogue can be listed, newest first, through
 # catalog-index instead of a table Scan. One index partition takes ~1,000 writes/s; a storefront
@@ -106,6 +107,20 @@ def _condition_failed(exc: Exception) -> bool:
     return getattr(exc, "cause_response_code", None) == _CONDITION_FAILED
 
 
+_TRANSIENT = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "InternalServerError", "ServiceUnavailable", "TransactionInProgressException",
+})
+
+
+def is_transient(exc: Exception) -> bool:
+    """A DynamoDB failure that a retry can fix (throttling, service hiccups)."""
+    code = getattr(exc, "cause_response_code", None)
+    if code is None and hasattr(exc, "response"):  # a plain botocore ClientError
+        code = exc.response.get("Error", {}).get("Code")
+    return code in _TRANSIENT
+
+
 class PynamoProductRepository:
     def __init__(self, models: Models) -> None:
         self._models = models
@@ -125,29 +140,7 @@ class PynamoProductRepository:
         if remember is None:
             item.save()  # the version attribute makes this a put-if-absent
             return
-        record_cls = self._models.idempotency
-        record = record_cls(
-            remember.key, fingerprint=remember.fingerprint, status=remember.response.status,
-            body=json.dumps(remember.response.body, separators=(",", ":")),
-            expires_at=remember.expires_at)
-        now = datetime.now(timezone.utc)
-        # Same boundary as PynamoIdempotencyStore.get (expired once expires_at <= now; TTL values
-        # are whole seconds): if they disagreed, a record expiring this second would be neither
-        # replayable nor replaceable.
-        key_is_free = record_cls.pk.does_not_exist() | (record_cls.expires_at <= now)
-        try:
-            with TransactWrite(connection=_connection(self._product)) as transaction:
-                transaction.save(item)
-                transaction.save(record, condition=key_is_free)
-        except TransactWriteError as exc:
-            reasons = exc.cancellation_reasons
-            if len(reasons) == 2 and reasons[1] is not None and reasons[1].code == "ConditionalCheckFailed":
-                raise KeyAlreadyUsed(remember.key) from None
-            if exc.cause_response_code == "TransactionConflictException" or any(
-                    r is not None and r.code == "TransactionConflict" for r in reasons):
-                # A concurrent twin is writing the same key right now: the answer is its answer.
-                raise KeyAlreadyUsed(remember.key) from None
-            raise
+        save_remembering(item, remember, self._models.idempotency)
 
     def update(self, product_id: str, *, owner: str, expected_version: int,
                changes: dict[str, Any], now: datetime) -> Product:
@@ -206,6 +199,36 @@ class PynamoIdempotencyStore:
             key=item.pk, fingerprint=item.fingerprint,
             response=StoredResponse(int(item.status), json.loads(item.body)),
             expires_at=item.expires_at)
+
+
+def save_remembering(item: Model, remember: IdempotencyRecord, record_cls: type[Model],
+                     condition: Any = None) -> None:
+    """Save `item` (under `condition`) and the idempotency record in one transaction.
+
+    Raises KeyAlreadyUsed when the key is live (or a concurrent twin is writing it).
+    """
+    record = record_cls(
+        remember.key, fingerprint=remember.fingerprint, status=remember.response.status,
+        body=json.dumps(remember.response.body, separators=(",", ":")),
+        expires_at=remember.expires_at)
+    now = datetime.now(timezone.utc)
+    # Same boundary as PynamoIdempotencyStore.get (expired once expires_at <= now; TTL values
+    # are whole seconds): if they disagreed, a record expiring this second would be neither
+    # replayable nor replaceable.
+    key_is_free = record_cls.pk.does_not_exist() | (record_cls.expires_at <= now)
+    try:
+        with TransactWrite(connection=_connection(type(item))) as transaction:
+            transaction.save(item, condition=condition)
+            transaction.save(record, condition=key_is_free)
+    except TransactWriteError as exc:
+        reasons = exc.cancellation_reasons
+        if len(reasons) == 2 and reasons[1] is not None and reasons[1].code == "ConditionalCheckFailed":
+            raise KeyAlreadyUsed(remember.key) from None
+        if exc.cause_response_code == "TransactionConflictException" or any(
+                r is not None and r.code == "TransactionConflict" for r in reasons):
+            # A concurrent twin is writing the same key right now: the answer is its answer.
+            raise KeyAlreadyUsed(remember.key) from None
+        raise
 
 
 def _connection(model: type[Model]) -> Connection:

@@ -12,7 +12,7 @@ from pydantic_core import PydanticCustomError
 
 from chalicelib.domain.errors import InvalidInput
 
-__all__ = ["CreateProduct", "UpdateProduct", "parse_command", "MAX_BODY_BYTES"]
+__all__ = ["CreateProduct", "UpdateProduct", "PlaceOrder", "parse_command", "MAX_BODY_BYTES"]
 
 # The largest valid product is ~26.5 KB as ASCII-escaped JSON (json.dumps' default), where a
 # character outside the BMP is a 12-byte surrogate pair: 2,200 such characters of name and
@@ -78,6 +78,8 @@ _MESSAGES = {
 def _pattern_message(field_name: str) -> str:
     if field_name == "currency":
         return "must be three upper-case letters (ISO 4217, e.g. EUR)"
+    if field_name == "product_id":
+        return "must be a product id"
     return "must not be blank"
 
 
@@ -113,3 +115,10 @@ def parse_command(model: type[_Command], data: Any) -> Any:
     if isinstance(command, UpdateProduct) and not command.changes():
         raise InvalidInput("body", "names no field to change")
     return command
+
+
+class PlaceOrder(_Command):
+    """Body of POST /orders."""
+
+    product_id: Annotated[str, StringConstraints(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")]  # rust regex: $ = end
+    quantity: Annotated[int, Field(ge=1, le=100, strict=True)]

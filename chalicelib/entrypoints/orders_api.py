@@ -1,0 +1,41 @@
+"""Orders over HTTP: accept (validate, record, enqueue: 202) and read."""
+
+from __future__ import annotations
+
+from chalice import Blueprint, Response
+
+from chalicelib.bootstrap import container
+from chalicelib.entrypoints.http_common import caller, idempotency_key, json_body, routes
+from chalicelib.entrypoints.representations import order_json
+
+__all__ = ["api"]
+
+api = Blueprint(__name__)
+route = routes(api)
+
+_MAX_BODY_BYTES = 1024  # {"product_id": 26 chars, "quantity": 1..100}: anything larger is not an order
+
+
+@route("/orders", methods=["POST"])
+def place_order() -> Response:
+    from chalicelib.domain.commands import PlaceOrder, parse_command
+
+    who = caller(api.current_request)
+    key = idempotency_key(api.current_request)
+    raw = json_body(api.current_request, _MAX_BODY_BYTES)
+    command = parse_command(PlaceOrder, raw)
+    tracer = container().tracer
+    tracer.annotate(product_id=command.product_id, owner=who.sub)
+    placed = container().orders.place(who, command, raw_body=raw, idempotency_key=key)
+    tracer.annotate(order_id=placed.body["order_id"])
+    headers = {"Location": f"/orders/{placed.body['order_id']}"}
+    if placed.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(body=placed.body, status_code=placed.status, headers=headers)
+
+
+@route("/orders/{order_id}", methods=["GET"])
+def get_order(order_id: str) -> dict:
+    who = caller(api.current_request)
+    container().tracer.annotate(order_id=order_id, owner=who.sub)
+    return order_json(container().orders.get(who, order_id))
