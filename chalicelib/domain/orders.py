@@ -47,7 +47,9 @@ class OrderPlaced:
     @classmethod
     def from_message(cls, data: Any) -> "OrderPlaced":
         """Raises PoisonMessage for anything the API would not have sent."""
-        if not isinstance(data, Mapping) or data.get("type") != "OrderPlaced" or data.get("version") != 1:
+        # `type(...) is int`: True and 1.0 compare equal to 1, but the API never sends them.
+        if (not isinstance(data, Mapping) or data.get("type") != "OrderPlaced"
+                or type(data.get("version")) is not int or data["version"] != 1):
             raise PoisonMessage("not an OrderPlaced v1 message")
         order_id, buyer, product_id, quantity = (data.get(k) for k in ("order_id", "buyer", "product_id", "quantity"))
         if not (isinstance(order_id, str) and is_id(order_id) and isinstance(product_id, str) and is_id(product_id)
