@@ -83,12 +83,14 @@ class PynamoOrderRepository:
             _raise_transient(exc)
             raise
 
-    def remove_queued(self, order_id: str) -> None:
+    def remove_queued(self, order_id: str) -> bool:
         try:
             self._order(order_id).delete(condition=self._order.status == QUEUED)
         except DeleteError as exc:
             if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
                 raise
+            return False
+        return True
 
     def get(self, order_id: str) -> Order | None:
         try:
@@ -108,13 +110,13 @@ class PynamoOrderRepository:
 
     def _terminal(self, placed: OrderPlaced, status: str, now: datetime, reason: str | None) -> tuple[Any, list, Any]:
         cls = self._order
-        actions = [cls.status.set(status), cls.updated_at.set(now), cls.buyer.set(placed.buyer),
-                   cls.product_id.set(placed.product_id), cls.quantity.set(placed.quantity),
-                   cls.created_at.set(cls.created_at | now)]
+        actions = [cls.status.set(status), cls.updated_at.set(now)]
         if reason is not None:
             actions.append(cls.reason.set(reason))
-        # Queued (or, if the API's record is somehow missing, absent): never a second outcome.
-        condition = cls.id.does_not_exist() | (cls.status == QUEUED)
+        # Only a queued order gets an outcome, and only once. The API records the order before it
+        # sends the message, so an absent order is one it withdrew after telling the buyer the
+        # order failed (remove_queued): applying it would sell what the buyer was told is not sold.
+        condition = cls.status == QUEUED
         return cls(placed.order_id), actions, condition
 
     def confirm(self, placed: OrderPlaced, now: datetime) -> str:

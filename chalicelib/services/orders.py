@@ -31,8 +31,10 @@ class OrderRepository(Protocol):
     def add(self, order: Order, remember: IdempotencyRecord | None = None) -> None:
         """Record a queued order (and `remember` atomically); raises KeyAlreadyUsed."""
 
-    def remove_queued(self, order_id: str) -> None:
-        """Forget an order that never reached the queue (only while it is still queued)."""
+    def remove_queued(self, order_id: str) -> bool:
+        """Forget an order that never reached the queue, only while it is still queued.
+
+        False when it has left `queued`: the message did reach the consumer after all."""
 
     def get(self, order_id: str) -> Order | None: ...
 
@@ -42,8 +44,8 @@ class OrderRepository(Protocol):
     def confirm(self, placed: OrderPlaced, now: "datetime") -> str:
         """ONE atomic write: stock -= quantity if enough remains, and the order queued -> confirmed.
 
-        Returns APPLIED, ALREADY_APPLIED (the order is no longer queued: a redelivery) or
-        STOCK_CHANGED (not enough stock, or no product, at write time)."""
+        Returns APPLIED, ALREADY_APPLIED (the order is no longer queued: a redelivery, or an
+        order the API withdrew) or STOCK_CHANGED (not enough stock, or no product, at write time)."""
 
     def reject(self, placed: OrderPlaced, reason: str, now: "datetime") -> str:
         """The order queued -> rejected with `reason`; APPLIED or ALREADY_APPLIED."""
@@ -98,9 +100,12 @@ class OrderService:
         try:
             self._queue.send(placed, self._trace_header())
         except DependencyUnavailable:
-            if remember is None:  # with a key, a retry re-sends (see _replay); without, forget it
-                self._orders.remove_queued(order.id)
-            raise
+            # With a key the order stays: a retry with the key re-sends it (see _replay). Without
+            # one it is forgotten, unless it has already left `queued`: SQS took the message but
+            # its answer was lost, and the consumer applied it. Then it was accepted, and a 503
+            # would make the buyer order twice.
+            if remember is not None or self._orders.remove_queued(order.id):
+                raise
         return Placed(202, body, replayed=False)
 
     def _replay(self, remember: IdempotencyRecord, caller: Caller) -> Placed:

@@ -2,6 +2,8 @@
 
 `InMemoryProductRepository` and `InMemoryIdempotencyStore` share one record table, as the pynamodb
 pair shares the idempotency table: `add(..., remember=...)` writes both or neither.
+`InMemoryOrderRepository` reads and writes the products of an `InMemoryProductRepository`, as the
+pynamodb adapter's one transaction writes the products table and the orders table together.
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ import dataclasses
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from chalicelib.domain.errors import ConditionNotMet, KeyAlreadyUsed
+from chalicelib.domain.errors import ConditionNotMet, DependencyUnavailable, KeyAlreadyUsed
 from chalicelib.domain.idempotency import IdempotencyRecord
 from chalicelib.domain.ids import new_id
+from chalicelib.domain.orders import CONFIRMED, QUEUED, REJECTED, Order, OrderPlaced
 from chalicelib.domain.paging import Page
 from chalicelib.domain.products import Product
+from chalicelib.services.orders import ALREADY_APPLIED, APPLIED, STOCK_CHANGED
 
-__all__ = ["FakeClock", "SequentialIds", "InMemoryIdempotencyStore", "InMemoryProductRepository"]
+__all__ = ["FakeClock", "SequentialIds", "InMemoryIdempotencyStore", "InMemoryProductRepository",
+           "InMemoryOrderRepository", "InMemoryOrderQueue"]
 
 
 class FakeClock:
@@ -104,3 +109,72 @@ class InMemoryProductRepository:
                 or (expected_version is not None and current.version != expected_version)):
             raise ConditionNotMet(product_id)
         return current
+
+
+class InMemoryOrderRepository:
+    """Orders, and the stock of `products`, under the same conditions as the pynamodb adapter."""
+
+    def __init__(self, products: InMemoryProductRepository, idempotency: InMemoryIdempotencyStore,
+                 clock: FakeClock) -> None:
+        self.items: dict[str, Order] = {}
+        self.products = products
+        self._idempotency = idempotency
+        self._clock = clock
+        self.confirm_attempts = 0
+
+    def add(self, order: Order, remember: IdempotencyRecord | None = None) -> None:
+        if order.id in self.items:
+            raise ConditionNotMet(order.id)
+        if remember is not None:
+            if self._idempotency.get(remember.key, self._clock()) is not None:
+                raise KeyAlreadyUsed(remember.key)
+            self._idempotency.records[remember.key] = remember
+        self.items[order.id] = order
+
+    def remove_queued(self, order_id: str) -> bool:
+        order = self.items.get(order_id)
+        if order is None or order.status != QUEUED:
+            return False
+        del self.items[order_id]
+        return True
+
+    def get(self, order_id: str) -> Order | None:
+        return self.items.get(order_id)
+
+    def stock_of(self, product_id: str) -> int | None:
+        product = self.products.get(product_id)
+        return None if product is None else product.stock
+
+    def confirm(self, placed: OrderPlaced, now: datetime) -> str:
+        self.confirm_attempts += 1
+        order = self.items.get(placed.order_id)
+        if order is None or order.status != QUEUED:
+            return ALREADY_APPLIED  # the order's condition is checked as the adapter reads it first
+        product = self.products.get(placed.product_id)
+        if product is None or product.stock < placed.quantity:
+            return STOCK_CHANGED
+        # Both or neither, as one TransactWriteItems.
+        self.products.items[product.id] = dataclasses.replace(
+            product, stock=product.stock - placed.quantity, version=product.version + 1, updated_at=now)
+        self.items[order.id] = dataclasses.replace(order, status=CONFIRMED, updated_at=now)
+        return APPLIED
+
+    def reject(self, placed: OrderPlaced, reason: str, now: datetime) -> str:
+        order = self.items.get(placed.order_id)
+        if order is None or order.status != QUEUED:
+            return ALREADY_APPLIED
+        self.items[order.id] = dataclasses.replace(order, status=REJECTED, reason=reason, updated_at=now)
+        return APPLIED
+
+
+class InMemoryOrderQueue:
+    """What was sent, in order; `failing` makes every send raise as the SQS adapter does."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[OrderPlaced, str | None]] = []
+        self.failing = False
+
+    def send(self, placed: OrderPlaced, trace_header: str | None) -> None:
+        if self.failing:
+            raise DependencyUnavailable("the order could not be queued: SQS is down")
+        self.sent.append((placed, trace_header))

@@ -1,0 +1,441 @@
+"""OrderService and OrderConsumer with in-memory ports: placing, reading, and applying orders."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from chalicelib.domain.commands import PlaceOrder, parse_command
+from chalicelib.domain.errors import DependencyUnavailable, Forbidden, IdempotencyConflict, NotFound
+from chalicelib.domain.identity import Caller
+from chalicelib.domain.orders import (
+    CONFIRMED, OUT_OF_STOCK, PRODUCT_NOT_FOUND, QUEUED, REJECTED, OrderPlaced,
+)
+from chalicelib.domain.products import Product
+from chalicelib.services.orders import ALREADY_APPLIED, OrderConsumer, OrderService
+from tests.unit.fakes import (
+    FakeClock, InMemoryIdempotencyStore, InMemoryOrderQueue, InMemoryOrderRepository,
+    InMemoryProductRepository, SequentialIds,
+)
+
+ALICE = Caller(sub="alice-sub", username="alice")
+BOB = Caller(sub="bob-sub", username="bob")
+TTL = timedelta(hours=48)
+TRACE_HEADER = "Root=1-6b045119-d652ce8931010b71dce080f7;Parent=53995c3f42cd8ad8;Sampled=1"
+
+
+class RacingOrders(InMemoryOrderRepository):
+    """Others act between the consumer's steps: the next of `before_read` runs before each read
+    of the stock, the next of `before_write` before each confirming write."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.before_read: list[Callable[[], None]] = []
+        self.before_write: list[Callable[[], None]] = []
+        self.reads: list[int | None] = []
+
+    def stock_of(self, product_id: str) -> int | None:
+        if self.before_read:
+            self.before_read.pop(0)()
+        self.reads.append(super().stock_of(product_id))
+        return self.reads[-1]
+
+    def confirm(self, placed: OrderPlaced, now: Any) -> str:
+        if self.before_write:
+            self.before_write.pop(0)()
+        return super().confirm(placed, now)
+
+
+class World:
+    """The order service and consumer wired to fakes, with the fakes in reach."""
+
+    def __init__(self, queue: InMemoryOrderQueue | None = None) -> None:
+        self.clock = FakeClock()
+        self.ids = SequentialIds()
+        self.records = InMemoryIdempotencyStore()
+        self.products = InMemoryProductRepository(self.records, self.clock)
+        self.orders = RacingOrders(self.products, self.records, self.clock)
+        self.queue = queue or InMemoryOrderQueue()
+        self.service = OrderService(self.orders, self.queue, self.records, clock=self.clock, new_id=self.ids,
+                                    idempotency_ttl=TTL, trace_header=lambda: TRACE_HEADER)
+        self.consumer = OrderConsumer(self.orders, clock=self.clock)
+
+    def product(self, stock: int) -> str:
+        product_id = self.ids()
+        self.products.add(Product(id=product_id, owner="seller-sub", name="Mug", description="",
+                                  price_cents=1200, currency="EUR", stock=stock, version=1,
+                                  created_at=self.clock(), updated_at=self.clock()))
+        return product_id
+
+    def stock(self, product_id: str) -> int:
+        return self.products.get(product_id).stock
+
+    def set_stock(self, product_id: str, stock: int) -> None:
+        product = self.products.get(product_id)
+        self.products.items[product_id] = dataclasses.replace(product, stock=stock, version=product.version + 1)
+
+    def place(self, product_id: str, quantity: int = 1, *, caller: Caller = ALICE, key: str | None = None,
+              body: dict[str, Any] | None = None) -> Any:
+        raw = body or {"product_id": product_id, "quantity": quantity}
+        return self.service.place(caller, parse_command(PlaceOrder, raw), raw_body=raw, idempotency_key=key)
+
+    def deliver_all(self) -> list[str]:
+        """Apply every message sent so far, as the consumer receives them; their outcomes."""
+        sent, self.queue.sent = self.queue.sent, []
+        return [self.consumer.apply(placed) for placed, _ in sent]
+
+    def status(self, order_id: str) -> tuple[str, str | None]:
+        order = self.orders.get(order_id)
+        return order.status, order.reason
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+# Placing
+
+
+def test_a_placed_order_is_recorded_queued_and_sent_once_with_the_trace_header(world):
+    product_id = world.product(stock=5)
+
+    placed = world.place(product_id, 2)
+
+    assert (placed.status, placed.replayed) == (202, False)
+    order_id = placed.body["order_id"]
+    assert placed.body == {"order_id": order_id, "status": "queued"}
+    order = world.orders.get(order_id)
+    assert (order.buyer, order.product_id, order.quantity, order.status) == (ALICE.sub, product_id, 2, QUEUED)
+    assert world.queue.sent == [(OrderPlaced(order_id, ALICE.sub, product_id, 2), TRACE_HEADER)]
+    assert world.stock(product_id) == 5  # placing only enqueues: the consumer decides
+
+
+def test_placing_does_not_look_at_the_product_the_consumer_rejects_it_later(world):
+    unknown = world.ids()
+
+    order_id = world.place(unknown).body["order_id"]
+
+    assert world.status(order_id) == (QUEUED, None)
+    assert world.deliver_all() == [REJECTED]
+    assert world.status(order_id) == (REJECTED, PRODUCT_NOT_FOUND)
+
+
+def test_a_replay_with_the_same_key_and_body_answers_the_same_order_and_records_nothing_new(world):
+    product_id = world.product(stock=5)
+    first = world.place(product_id, key="k1")
+    world.deliver_all()
+    world.clock.advance(timedelta(minutes=5))
+
+    again = world.place(product_id, key="k1")
+
+    assert again.replayed and (again.status, again.body) == (202, first.body)
+    assert list(world.orders.items) == [first.body["order_id"]]
+    assert world.queue.sent == []  # already confirmed: nothing to send again
+    assert world.stock(product_id) == 4
+
+
+def test_a_replay_of_an_order_still_queued_sends_it_again(world):
+    product_id = world.product(stock=5)
+    first = world.place(product_id, key="k1")
+
+    world.place(product_id, key="k1")
+
+    order_id = first.body["order_id"]
+    assert [placed.order_id for placed, _ in world.queue.sent] == [order_id, order_id]
+    assert world.deliver_all() == [CONFIRMED, ALREADY_APPLIED]  # the consumer applies it once
+    assert world.stock(product_id) == 4
+
+
+def test_a_replay_matches_the_body_by_content_not_by_key_order(world):
+    product_id = world.product(stock=5)
+    first = world.place(product_id, 2, key="k1")
+
+    again = world.place(product_id, key="k1", body={"quantity": 2, "product_id": product_id})
+
+    assert again.replayed and again.body == first.body
+
+
+def test_the_same_key_with_another_body_is_a_conflict_and_records_and_sends_nothing(world):
+    product_id = world.product(stock=5)
+    world.place(product_id, 1, key="k1")
+    world.deliver_all()
+
+    with pytest.raises(IdempotencyConflict):
+        world.place(product_id, 2, key="k1")
+
+    assert len(world.orders.items) == 1 and world.queue.sent == []
+
+
+def test_another_buyer_using_the_same_key_places_an_order_of_their_own(world):
+    product_id = world.product(stock=5)
+    alices = world.place(product_id, key="shared")
+
+    bobs = world.place(product_id, caller=BOB, key="shared")
+
+    assert not bobs.replayed and bobs.body["order_id"] != alices.body["order_id"]
+    assert world.orders.get(bobs.body["order_id"]).buyer == BOB.sub
+
+
+def test_an_expired_key_places_a_new_order(world):
+    product_id = world.product(stock=5)
+    first = world.place(product_id, key="k1")
+    world.clock.advance(TTL)
+
+    fresh = world.place(product_id, key="k1")
+
+    assert not fresh.replayed and fresh.body["order_id"] != first.body["order_id"]
+
+
+def test_when_the_queue_fails_without_a_key_the_order_is_forgotten_and_the_caller_told_to_retry(world):
+    product_id = world.product(stock=5)
+    world.queue.failing = True
+
+    with pytest.raises(DependencyUnavailable):
+        world.place(product_id)
+
+    assert world.orders.items == {} and world.queue.sent == []
+
+
+def test_when_the_queue_fails_with_a_key_a_retry_with_the_key_sends_the_same_order(world):
+    product_id = world.product(stock=5)
+    world.queue.failing = True
+    with pytest.raises(DependencyUnavailable):
+        world.place(product_id, key="k1")
+    (order_id,) = world.orders.items
+    world.queue.failing = False
+
+    retried = world.place(product_id, key="k1")
+
+    assert retried.replayed and retried.body["order_id"] == order_id
+    assert [placed.order_id for placed, _ in world.queue.sent] == [order_id]
+    assert world.deliver_all() == [CONFIRMED]
+
+
+class LostAnswerQueue(InMemoryOrderQueue):
+    """SQS took the message but the answer never came back: the send raises all the same.
+    `meanwhile` runs before it raises (the consumer may already have the message)."""
+
+    def __init__(self, meanwhile: Callable[[OrderPlaced], None] = lambda placed: None) -> None:
+        super().__init__()
+        self.meanwhile = meanwhile
+
+    def send(self, placed: OrderPlaced, trace_header: str | None) -> None:
+        self.sent.append((placed, trace_header))
+        self.meanwhile(placed)
+        raise DependencyUnavailable("the order could not be queued: read timeout")
+
+
+def test_a_message_of_an_order_the_caller_was_told_failed_is_ignored_by_the_consumer():
+    world = World(queue=LostAnswerQueue())
+    product_id = world.product(stock=5)
+    with pytest.raises(DependencyUnavailable):
+        world.place(product_id)
+
+    assert world.deliver_all() == [ALREADY_APPLIED]
+
+    assert world.orders.items == {} and world.stock(product_id) == 5
+
+
+def test_an_order_the_consumer_applied_before_the_send_failed_is_accepted_not_refused():
+    queue = LostAnswerQueue()
+    world = World(queue=queue)
+    queue.meanwhile = world.consumer.apply
+    product_id = world.product(stock=5)
+
+    placed = world.place(product_id)
+
+    assert placed.status == 202
+    assert world.status(placed.body["order_id"]) == (CONFIRMED, None)
+    assert world.stock(product_id) == 4
+
+
+# Reading
+
+
+def test_the_buyer_reads_their_order(world):
+    product_id = world.product(stock=5)
+    order_id = world.place(product_id, 3).body["order_id"]
+
+    order = world.service.get(ALICE, order_id)
+
+    assert (order.id, order.buyer, order.quantity, order.status) == (order_id, ALICE.sub, 3, QUEUED)
+
+
+def test_someone_else_may_not_read_an_order(world):
+    order_id = world.place(world.product(stock=5)).body["order_id"]
+
+    with pytest.raises(Forbidden):
+        world.service.get(BOB, order_id)
+
+
+@pytest.mark.parametrize("order_id", ["01ARZ3NDEKTSV4RRFFQ69G5FAV", "not-an-id", ""])
+def test_an_unknown_or_malformed_order_id_is_not_found(world, order_id):
+    with pytest.raises(NotFound):
+        world.service.get(ALICE, order_id)
+
+
+# Applying
+
+
+def test_an_order_with_enough_stock_is_confirmed_and_takes_its_units(world):
+    product_id = world.product(stock=5)
+    order_id = world.place(product_id, 2).body["order_id"]
+    world.clock.advance(timedelta(seconds=1))
+
+    assert world.deliver_all() == [CONFIRMED]
+
+    assert world.status(order_id) == (CONFIRMED, None)
+    assert world.stock(product_id) == 3
+    order = world.orders.get(order_id)
+    assert order.updated_at == world.clock() and order.created_at < order.updated_at
+
+
+def test_an_order_for_exactly_the_stock_left_is_confirmed_down_to_zero(world):
+    product_id = world.product(stock=4)
+    world.place(product_id, 4)
+
+    assert world.deliver_all() == [CONFIRMED]
+    assert world.stock(product_id) == 0
+
+
+def test_an_order_for_more_than_the_stock_is_rejected_out_of_stock_and_takes_nothing(world):
+    product_id = world.product(stock=2)
+    order_id = world.place(product_id, 3).body["order_id"]
+
+    assert world.deliver_all() == [REJECTED]
+
+    assert world.status(order_id) == (REJECTED, OUT_OF_STOCK)
+    assert world.stock(product_id) == 2
+
+
+def test_an_order_for_a_product_that_is_gone_is_rejected_product_not_found(world):
+    product_id = world.product(stock=2)
+    order_id = world.place(product_id).body["order_id"]
+    del world.products.items[product_id]
+
+    world.deliver_all()
+
+    assert world.status(order_id) == (REJECTED, PRODUCT_NOT_FOUND)
+
+
+def test_orders_beyond_the_stock_are_rejected_and_the_stock_never_goes_below_zero(world):
+    product_id = world.product(stock=5)
+    for _ in range(8):
+        world.place(product_id)
+
+    outcomes = world.deliver_all()
+
+    assert outcomes == [CONFIRMED] * 5 + [REJECTED] * 3
+    assert world.stock(product_id) == 0
+
+
+def test_a_redelivered_confirmed_order_changes_nothing(world):
+    product_id = world.product(stock=5)
+    order_id = world.place(product_id, 2).body["order_id"]
+    placed, _ = world.queue.sent[0]
+    world.deliver_all()
+    confirmed = world.orders.get(order_id)
+    world.clock.advance(timedelta(minutes=1))
+
+    assert world.consumer.apply(placed) == ALREADY_APPLIED
+
+    assert world.orders.get(order_id) == confirmed
+    assert world.stock(product_id) == 3
+
+
+def test_a_redelivered_confirmed_order_changes_nothing_even_once_the_stock_is_gone(world):
+    product_id = world.product(stock=2)
+    order_id = world.place(product_id, 2).body["order_id"]
+    placed, _ = world.queue.sent[0]
+    world.deliver_all()
+
+    assert world.consumer.apply(placed) == ALREADY_APPLIED
+
+    assert world.status(order_id) == (CONFIRMED, None)
+
+
+def test_a_redelivered_rejected_order_stays_rejected_after_a_restock(world):
+    product_id = world.product(stock=1)
+    order_id = world.place(product_id, 2).body["order_id"]
+    placed, _ = world.queue.sent[0]
+    world.deliver_all()
+    world.set_stock(product_id, 10)
+
+    assert world.consumer.apply(placed) == ALREADY_APPLIED
+
+    assert world.status(order_id) == (REJECTED, OUT_OF_STOCK)
+    assert world.stock(product_id) == 10
+
+
+def test_when_a_rival_takes_the_last_units_between_read_and_write_the_order_is_rejected(world):
+    product_id = world.product(stock=3)
+    order_id = world.place(product_id, 2).body["order_id"]
+    world.orders.before_write = [lambda: world.set_stock(product_id, 1)]
+
+    assert world.deliver_all() == [REJECTED]
+
+    assert world.orders.reads == [3, 1]  # the failed write made it read again
+    assert world.orders.confirm_attempts == 1  # and the re-read found too little: no second write
+    assert world.status(order_id) == (REJECTED, OUT_OF_STOCK)
+    assert world.stock(product_id) == 1
+
+
+def test_when_the_stock_changed_but_enough_remains_on_the_re_read_the_order_is_confirmed(world):
+    product_id = world.product(stock=3)
+    order_id = world.place(product_id, 2).body["order_id"]
+    world.orders.before_write = [lambda: world.set_stock(product_id, 1)]
+    world.orders.before_read = [lambda: None, lambda: world.set_stock(product_id, 10)]  # a restock
+
+    assert world.deliver_all() == [CONFIRMED]
+
+    assert world.orders.reads == [3, 10] and world.orders.confirm_attempts == 2
+    assert world.status(order_id) == (CONFIRMED, None)
+    assert world.stock(product_id) == 8
+
+
+def test_when_the_stock_keeps_moving_the_consumer_gives_up_after_three_writes_and_rejects(world):
+    product_id = world.product(stock=10)
+    order_id = world.place(product_id, 2).body["order_id"]
+    # Every read finds plenty; every write finds a rival has just taken all but one.
+    world.orders.before_read = [lambda: world.set_stock(product_id, 10)] * 4
+    world.orders.before_write = [lambda: world.set_stock(product_id, 1)] * 4
+
+    assert world.deliver_all() == [REJECTED]
+
+    assert world.orders.confirm_attempts == 3
+    assert world.status(order_id) == (REJECTED, OUT_OF_STOCK)
+    assert world.stock(product_id) == 1
+
+
+def test_when_the_product_is_deleted_between_read_and_write_the_order_is_rejected_not_found(world):
+    product_id = world.product(stock=3)
+    order_id = world.place(product_id).body["order_id"]
+    world.orders.before_write = [lambda: world.products.items.pop(product_id)]
+
+    world.deliver_all()
+
+    assert world.status(order_id) == (REJECTED, PRODUCT_NOT_FOUND)
+
+
+class ThrottledOrders(InMemoryOrderRepository):
+    def confirm(self, placed: OrderPlaced, now: Any) -> str:
+        raise DependencyUnavailable("DynamoDB: ProvisionedThroughputExceededException")
+
+
+def test_a_throttled_write_propagates_so_the_record_is_retried_and_nothing_changes(world):
+    product_id = world.product(stock=3)
+    order_id = world.place(product_id).body["order_id"]
+    throttled = ThrottledOrders(world.products, world.records, world.clock)
+    throttled.items = world.orders.items
+    placed, _ = world.queue.sent[0]
+
+    with pytest.raises(DependencyUnavailable):
+        OrderConsumer(throttled, clock=world.clock).apply(placed)
+
+    assert world.status(order_id) == (QUEUED, None) and world.stock(product_id) == 3
+    assert world.deliver_all() == [CONFIRMED]  # the retry
