@@ -1,0 +1,147 @@
+"""Orders under a burst: 2,000 orders from 16 client threads for a product with stock 500.
+
+Against the running local stack (or one started for the run). Prints: share accepted, API latency
+p50/p99, the consumer's highest concurrency against its cap, DynamoDB write calls per order (counted
+from the consumer's X-Ray segments), time until every order is terminal, confirmed/rejected counts
+and the final stock.
+
+    .venv/bin/python bench/load_levelling.py [--orders 2000] [--threads 16] [--stock 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import boto3
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.stack import local_stack, token  # noqa: E402
+
+WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--orders", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--stock", type=int, default=500)
+    args = parser.parse_args()
+
+    with local_stack() as e:
+        api = e["api"]
+        aws = dict(endpoint_url=e["aws_endpoint"], region_name=e["region"],
+                   aws_access_key_id="testing", aws_secret_access_key="testing")
+        bearer = {"Authorization": f"Bearer {token(e, 'bench-buyer')}"}
+        product = requests.post(f"{api}/products", headers=bearer, timeout=30, json={
+            "name": "Burst mug", "price_cents": 900, "currency": "EUR", "stock": args.stock}).json()
+
+        statuses: list[int] = []
+        latencies: list[float] = []
+        order_ids: list[str] = []
+        trace_ids: list[str] = []
+        lock = threading.Lock()
+        per_thread = [args.orders // args.threads + (i < args.orders % args.threads) for i in range(args.threads)]
+
+        def client(count: int) -> None:
+            session = requests.Session()
+            for _ in range(count):
+                started = time.perf_counter()
+                r = session.post(f"{api}/orders", headers=bearer, timeout=30,
+                                 json={"product_id": product["id"], "quantity": 1})
+                elapsed = time.perf_counter() - started
+                with lock:
+                    statuses.append(r.status_code)
+                    latencies.append(elapsed)
+                    if r.status_code == 202:
+                        order_ids.append(r.json()["order_id"])
+                        trace_ids.append(r.headers.get("X-Amzn-Trace-Id", "").removeprefix("Root="))
+
+        burst_started = time.perf_counter()
+        threads = [threading.Thread(target=client, args=(n,)) for n in per_thread]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        burst_seconds = time.perf_counter() - burst_started
+
+        table = boto3.resource("dynamodb", **aws).Table(e["tables"]["OrdersTable"])
+        wanted = set(order_ids)
+        outcome: Counter = Counter()
+        while True:
+            seen: dict[str, str] = {}
+            kwargs: dict = {"ProjectionExpression": "id, #s", "ExpressionAttributeNames": {"#s": "status"}}
+            while True:  # an operator's count, not a user request: a Scan is fine here
+                page = table.scan(**kwargs)
+                seen.update({i["id"]: i["status"] for i in page["Items"] if i["id"] in wanted})
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            outcome = Counter(seen.values())
+            if outcome["queued"] == 0 and len(seen) == len(wanted):
+                break
+            if time.perf_counter() - burst_started > 300:
+                break
+            time.sleep(0.25)
+        terminal_seconds = time.perf_counter() - burst_started
+
+        final = requests.get(f"{api}/products/{product['id']}", timeout=30).json()
+        stats = requests.get(f"{e['trace_viewer']}/api/stats", timeout=30).json()["functions"]["consume_orders"]
+        cap = _configured_cap()
+
+        writes, traced = _consumer_writes(boto3.client("xray", **aws), trace_ids)
+        accepted = statuses.count(202)
+        print(f"burst: {args.orders} orders from {args.threads} threads in {burst_seconds:.1f} s, product stock {args.stock}")
+        print(f"  accepted (202)              {accepted}/{len(statuses)} = {accepted / len(statuses):.1%}   (goal 100%)")
+        print(f"  API latency p50 / p99       {statistics.median(latencies) * 1000:.0f} / {percentile(latencies, 0.99) * 1000:.0f} ms   (goal p99 <= 150 ms)")
+        print(f"  consumer max in flight      {stats['max_in_flight']}   cap {cap}   (goal never above)")
+        print(f"  DynamoDB writes per order   consumer {writes['consumer'] / max(traced, 1):.2f}, API {writes['api'] / max(traced, 1):.2f}"
+              f"   (from {traced} complete traces)")
+        print(f"  all terminal after          {terminal_seconds:.1f} s   (goal <= 60 s)")
+        print(f"  confirmed / rejected        {outcome['confirmed']} / {outcome['rejected']}   queued left {outcome['queued']}")
+        print(f"  final stock                 {final['stock']}   (goal 0, never negative)")
+
+
+def _configured_cap() -> int:
+    from chalicelib.config import orders_max_concurrency
+
+    return orders_max_concurrency()
+
+
+def _consumer_writes(xray, trace_ids: list[str]) -> tuple[Counter, int]:
+    """DynamoDB write calls seen in each order's trace: the API's and the consumer's segments."""
+    writes: Counter = Counter()
+    complete = 0
+    ids = [t for t in trace_ids if t]
+    for start in range(0, len(ids), 5):
+        for trace in xray.batch_get_traces(TraceIds=ids[start:start + 5])["Traces"]:
+            docs = [json.loads(s["Document"]) for s in trace["Segments"]]
+            if len(docs) < 2:
+                continue  # the consumer's segment has not arrived
+            complete += 1
+            for doc in docs:
+                side = "consumer" if "consume_orders" in doc.get("name", "") else "api"
+                writes[side] += sum(1 for sub in _walk(doc) if sub.get("aws", {}).get("operation") in WRITES)
+    return writes, complete
+
+
+def _walk(entity: dict):
+    for child in entity.get("subsegments", []):
+        yield child
+        yield from _walk(child)
+
+
+if __name__ == "__main__":
+    main()

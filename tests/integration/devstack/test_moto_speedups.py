@@ -1,0 +1,69 @@
+"""The local stack's faster TransactWriteItems still rolls back exactly like DynamoDB."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from botocore.exceptions import ClientError
+from moto.dynamodb.models.table import Table
+
+from devstack.moto_speedups import install
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def ddb(aws):
+    install()
+    client = aws("dynamodb")
+    for name in ("speed-a", "speed-b"):
+        client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    return client
+
+
+def _stock(ddb, table: str, key: str):
+    item = ddb.get_item(TableName=table, Key={"id": {"S": key}}).get("Item")
+    return None if item is None else int(item["stock"]["N"])
+
+
+def _decrement(table: str, key: str, by: int) -> dict:
+    return {"Update": {"TableName": table, "Key": {"id": {"S": key}},
+                       "UpdateExpression": "SET stock = stock - :n", "ConditionExpression": "stock >= :n",
+                       "ExpressionAttributeValues": {":n": {"N": str(by)}}}}
+
+
+def test_a_cancelled_transaction_undoes_the_writes_before_the_failing_condition(ddb):
+    ddb.put_item(TableName="speed-a", Item={"id": {"S": "x"}, "stock": {"N": "5"}})
+    ddb.put_item(TableName="speed-b", Item={"id": {"S": "y"}, "stock": {"N": "1"}})
+    with pytest.raises(ClientError) as failure:
+        ddb.transact_write_items(TransactItems=[_decrement("speed-a", "x", 2), _decrement("speed-b", "y", 3)])
+    assert failure.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert (_stock(ddb, "speed-a", "x"), _stock(ddb, "speed-b", "y")) == (5, 1)
+
+
+def test_a_cancelled_transaction_removes_the_item_it_created(ddb):
+    ddb.put_item(TableName="speed-b", Item={"id": {"S": "z"}, "stock": {"N": "0"}})
+    with pytest.raises(ClientError):
+        ddb.transact_write_items(TransactItems=[
+            {"Put": {"TableName": "speed-a", "Item": {"id": {"S": "new"}, "stock": {"N": "9"}}}},
+            _decrement("speed-b", "z", 1)])
+    assert _stock(ddb, "speed-a", "new") is None
+
+
+def test_a_successful_transaction_applies_every_write(ddb):
+    ddb.put_item(TableName="speed-a", Item={"id": {"S": "p"}, "stock": {"N": "5"}})
+    ddb.transact_write_items(TransactItems=[
+        _decrement("speed-a", "p", 5),
+        {"Put": {"TableName": "speed-b", "Item": {"id": {"S": "q"}, "stock": {"N": "1"}}}}])
+    assert (_stock(ddb, "speed-a", "p"), _stock(ddb, "speed-b", "q")) == (0, 1)
+
+
+def test_tables_are_still_deep_copied_outside_transactions(ddb):
+    from moto.backends import get_backend
+
+    table = get_backend("dynamodb")["123456789012"]["us-east-1"].tables["speed-a"]
+    clone = copy.deepcopy(table)
+    assert isinstance(clone, Table) and clone is not table and clone.items is not table.items
