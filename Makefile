@@ -35,6 +35,7 @@ fire: $(STAMP)
 ## bench: the benchmarks (they print their figures)
 bench: $(STAMP)
 	$(PY) bench/cold_start.py
+	$(PY) bench/renditions.py
 
 clean:
 	rm -rf $(VENV) .devstack .pytest_cache

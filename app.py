@@ -3,6 +3,7 @@
 from chalice import Chalice
 
 from chalicelib.entrypoints import order_events, orders_api, products_api
+from chalicelib.entrypoints import image_events, images_api
 from chalicelib.entrypoints.middleware import event_middleware, http_middleware
 
 app = Chalice(app_name="storefront")
@@ -12,3 +13,5 @@ for event_type in ("sqs", "sns", "scheduled", "cloudwatch", "pure_lambda"):
 app.register_blueprint(products_api.api)
 app.register_blueprint(orders_api.api)
 app.register_blueprint(order_events.events)
+app.register_blueprint(images_api.api)
+app.register_blueprint(image_events.events)

@@ -103,6 +103,41 @@ class Container:
 
         return OrderConsumer(self.order_repository, clock=utc_now)
 
+    @cached_property
+    def image_model(self) -> Any:
+        from chalicelib.adapters.image_table import make_image_model
+
+        return make_image_model(images_table=self.settings.images_table, region=self.settings.region)
+
+    @cached_property
+    def media(self) -> Any:
+        """The media bucket: renditions are written there, and presigned for every product read."""
+        from chalicelib.adapters.image_storage import S3MediaBucket
+
+        return S3MediaBucket(lambda: self.s3, self.settings.media_bucket,
+                             url_expires_in=self.settings.media_url_ttl_seconds)
+
+    @cached_property
+    def images(self) -> Any:
+        from chalicelib.adapters.dynamodb import PynamoProductRepository
+        from chalicelib.adapters.image_storage import S3UploadBucket
+        from chalicelib.adapters.image_table import PynamoImageRepository
+        from chalicelib.adapters.pillow_images import PillowImageProcessor  # Pillow itself loads on first use
+        from chalicelib.services.images import ImageService
+
+        return ImageService(
+            PynamoImageRepository(self.image_model, self.models.product), PynamoProductRepository(self.models),
+            S3UploadBucket(lambda: self.s3, self.settings.uploads_bucket), self.media, PillowImageProcessor(),
+            tracer=self.tracer, clock=utc_now, new_id=new_id)
+
+    @cached_property
+    def s3(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        # SigV4 for presigned URLs and POST policies: boto3 still presigns with SigV2 in us-east-1.
+        return boto3.client("s3", region_name=self.settings.region, config=Config(signature_version="s3v4"))
+
 
 def build(settings: Settings | None = None, *, tracer: Tracer | None = None, verifier: Any = None,
           **overrides: Any) -> Container:

@@ -29,6 +29,11 @@ JWKS_URL = "COGNITO_JWKS_URL"
 STAGE = "STAGE"
 TRACING = "TRACING"  # "xray" (default) or "off"
 IDEMPOTENCY_TTL_HOURS = "IDEMPOTENCY_TTL_HOURS"
+IMAGES_TABLE = "IMAGES_TABLE"
+UPLOADS_BUCKET = "UPLOADS_BUCKET"
+MEDIA_BUCKET = "MEDIA_BUCKET"
+# How long a rendition URL in a product's JSON stays valid; presigned at every read.
+MEDIA_URL_TTL_SECONDS = "MEDIA_URL_TTL_SECONDS"
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,10 @@ class Settings:
     jwks_url: str
     tracing: str
     idempotency_ttl_hours: int
+    images_table: str = ""
+    uploads_bucket: str = ""
+    media_bucket: str = ""
+    media_url_ttl_seconds: int = 3600
     orders_table: str = ""
     orders_queue: str = ""
 
@@ -74,6 +83,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jwks_url=env.get(JWKS_URL) or f"{issuer}/.well-known/jwks.json",
         tracing=env.get(TRACING, "xray"),
         idempotency_ttl_hours=int(env.get(IDEMPOTENCY_TTL_HOURS, "48")),
+        images_table=env.get(IMAGES_TABLE, ""),
+        uploads_bucket=env.get(UPLOADS_BUCKET, ""),
+        media_bucket=env.get(MEDIA_BUCKET, ""),
+        media_url_ttl_seconds=int(env.get(MEDIA_URL_TTL_SECONDS, "3600")),
         orders_table=env.get(ORDERS_TABLE, ""),
         orders_queue=env.get(ORDERS_QUEUE, ""),
     )

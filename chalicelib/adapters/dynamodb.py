@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pynamodb.attributes import (
-    NumberAttribute, TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute, VersionAttribute,
+    MapAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute, VersionAttribute,
 )
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DeleteError, TransactWriteError, UpdateError
@@ -21,6 +21,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.adapters.image_table import product_images
 from chalicelib.domain.errors import ConditionNotMet, KeyAlreadyUsed
 from chalicelib.domain.idempotency import IdempotencyRecord, StoredResponse
 from chalicelib.domain.paging import Page
@@ -78,6 +79,8 @@ def make_models(*, products_table: str, idempotency_table: str, region: str) -> 
         version = VersionAttribute()
         created_at = UTCDateTimeAttribute()
         updated_at = UTCDateTimeAttribute()
+        # image id -> status, size and rendition keys: written by adapters/image_table.py only
+        images = MapAttribute(null=True)
         owner_index = OwnerIndex()
         catalog_index = CatalogIndex()
 
@@ -100,6 +103,7 @@ def _to_product(item: Model) -> Product:
         id=item.id, owner=item.owner, name=item.name, description=item.description or "",
         price_cents=int(item.price_cents), currency=item.currency, stock=int(item.stock),
         version=int(item.version), created_at=item.created_at, updated_at=item.updated_at,
+        images=product_images(item.images),
     )
 
 

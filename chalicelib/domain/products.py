@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
+from chalicelib.domain.images import ProductImage
+
 __all__ = ["Product", "new_product"]
 
 
@@ -22,7 +24,7 @@ class Product:
     version: int
     created_at: datetime
     updated_at: datetime
-    images: tuple[dict[str, Any], ...] = field(default=())
+    images: tuple[ProductImage, ...] = field(default=())
 
     def with_changes(self, changes: dict[str, Any], now: datetime) -> "Product":
         return dataclasses.replace(self, **changes, version=self.version + 1, updated_at=now)

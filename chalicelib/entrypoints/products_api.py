@@ -9,6 +9,7 @@ from chalice import Blueprint, Response
 
 from chalicelib.bootstrap import container
 from chalicelib.domain import errors
+from chalicelib.domain.products import Product
 from chalicelib.entrypoints.http_common import (
     caller, idempotency_key, if_match, json_body, limit, query, routes,
 )
@@ -24,6 +25,11 @@ _OWNER = re.compile(r"^[\w-]{1,128}\Z", re.ASCII)
 
 def _annotate(product_id: str, owner: str | None = None) -> None:
     container().tracer.annotate(product_id=product_id, owner=owner)
+
+
+def _json(product: Product) -> dict[str, Any]:
+    # Rendition URLs are presigned now, per read; the S3 client is made on the first one only.
+    return product_json(product, rendition_url=container().media.url)
 
 
 def _product_response(body: dict[str, Any], status: int = 200, **headers: str) -> Response:
@@ -59,13 +65,13 @@ def list_products() -> dict[str, Any]:
     if owner is not None and not _OWNER.match(owner):
         raise errors.InvalidInput("owner", "must be a user id (the token's sub)")
     result = container().products.list(owner=owner, limit=limit(api.current_request), cursor=query(api.current_request, "cursor"))
-    return {"items": [product_json(p) for p in result.items], "next_cursor": result.next_cursor}
+    return {"items": [_json(p) for p in result.items], "next_cursor": result.next_cursor}
 
 
 @route("/products/{product_id}", methods=["GET"])
 def get_product(product_id: str) -> Response:
     _annotate(product_id)
-    return _product_response(product_json(container().products.get(product_id)))
+    return _product_response(_json(container().products.get(product_id)))
 
 
 @route("/products/{product_id}", methods=["PATCH"])
@@ -77,7 +83,7 @@ def update_product(product_id: str) -> Response:
 
     command = parse_command(UpdateProduct, json_body(api.current_request, MAX_BODY_BYTES))
     product = container().products.update(who, product_id, command, expected)
-    return _product_response(product_json(product))
+    return _product_response(_json(product))
 
 
 @route("/products/{product_id}", methods=["DELETE"])

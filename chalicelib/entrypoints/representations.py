@@ -3,26 +3,44 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from chalicelib.domain.orders import Order
+from chalicelib.domain.images import READY, ProductImage
 from chalicelib.domain.products import Product
 
-__all__ = ["product_json", "order_json", "iso"]
+__all__ = ["product_json", "image_json", "order_json", "iso"]
 
 
 def iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def product_json(product: Product) -> dict[str, Any]:
+def product_json(product: Product, rendition_url: Callable[[str], str] | None = None) -> dict[str, Any]:
+    """`rendition_url` turns a rendition's object key into a URL (a presigned GET, made at read
+    time); it is needed once the product has a ready image."""
     return {
         "id": product.id, "owner": product.owner, "name": product.name,
         "description": product.description, "price_cents": product.price_cents,
         "currency": product.currency, "stock": product.stock, "version": product.version,
         "created_at": iso(product.created_at), "updated_at": iso(product.updated_at),
-        "images": list(product.images),
+        "images": [image_json(image, rendition_url) for image in product.images],
     }
+
+
+def image_json(image: ProductImage, rendition_url: Callable[[str], str] | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": image.id, "status": image.status}
+    if image.error is not None:
+        body["error"] = image.error
+    if image.width is not None and image.height is not None:
+        body["width"], body["height"] = image.width, image.height
+    renditions: dict[str, str] = {}
+    if image.status == READY:
+        if rendition_url is None:
+            raise ValueError("a ready image needs rendition_url to show its renditions")
+        renditions = {name: rendition_url(key) for name, key in image.renditions.items()}
+    body["renditions"] = renditions
+    return body
 
 
 def order_json(order: Order) -> dict[str, Any]:

@@ -1,0 +1,35 @@
+"""The body of POST /products/{id}/images, validated by pydantic (kept off the read path)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.domain.commands import parse_command
+from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.images import ACCEPTED_TYPES, MAX_UPLOAD_BYTES
+
+__all__ = ["RequestImageUpload", "parse_upload_request"]
+
+ContentType = Literal[  # the keys of ACCEPTED_TYPES (a unit test holds them equal)
+    "image/jpeg", "image/png", "image/webp", "image/gif"]
+
+
+class RequestImageUpload(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    content_type: ContentType
+    size_bytes: Annotated[int, Field(ge=1, le=MAX_UPLOAD_BYTES, strict=True)]
+
+
+def parse_upload_request(data: Any) -> RequestImageUpload:
+    """Raises InvalidInput naming the first bad field."""
+    try:
+        return parse_command(RequestImageUpload, data)  # type: ignore[arg-type]
+    except InvalidInput as exc:
+        if exc.field == "content_type" and "is required" not in exc.message:
+            raise InvalidInput("content_type", "must be one of " + ", ".join(ACCEPTED_TYPES)) from None
+        if exc.field == "size_bytes" and "at most" in exc.message:
+            raise InvalidInput("size_bytes", f"must be at most {MAX_UPLOAD_BYTES:,} (20 MiB)") from None
+        raise

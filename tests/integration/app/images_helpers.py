@@ -1,0 +1,117 @@
+"""What the image tests share: requesting uploads, posting files through the presigned form, the
+real ImageUploadsQueue read as Lambda reads it, and S3 failures injected through botocore's hooks."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import requests
+from botocore.awsrequest import AWSResponse
+
+from tests.integration.app.helpers import PRODUCT, User, body_of, create
+
+__all__ = ["new_product", "request_upload", "post_file", "images_of", "policy_of", "ImageUploadsQueue",
+           "failing_s3"]
+
+
+def new_product(api: Any, owner: User) -> str:
+    response = create(api, owner, PRODUCT)
+    assert response.status_code == 201, response.body
+    return body_of(response)["id"]
+
+
+def request_upload(api: Any, user: User, product_id: str, content_type: str, size_bytes: int) -> Any:
+    return api.post(f"/products/{product_id}/images", headers=user.headers(),
+                    body=json.dumps({"content_type": content_type, "size_bytes": size_bytes}))
+
+
+def post_file(ticket: dict[str, Any], data: bytes, content_type: str) -> requests.Response:
+    """POST the file through the presigned form, as a browser's multipart form would."""
+    upload = ticket["upload"]
+    return requests.post(upload["url"], data=upload["fields"], files={"file": ("upload", data, content_type)},
+                         timeout=30)
+
+
+def images_of(api: Any, product_id: str) -> dict[str, dict[str, Any]]:
+    """The product's images by id, as GET /products/{id} shows them."""
+    response = api.get(f"/products/{product_id}")
+    assert response.status_code == 200, response.body
+    return {image["id"]: image for image in body_of(response)["images"]}
+
+
+def policy_of(ticket: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(base64.b64decode(ticket["upload"]["fields"]["policy"]))
+
+
+class ImageUploadsQueue:
+    """The real ImageUploadsQueue (fed by the uploads bucket's notifications), read as Lambda's
+    event source mapping reads it."""
+
+    def __init__(self, sqs: Any, url: str, region: str = "us-east-1") -> None:
+        self.sqs = sqs
+        self.url = url
+        self.region = region
+        self.arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    def drain(self) -> None:
+        while messages := self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages"):
+            self.delete(messages)
+
+    def receive(self, count: int, timeout: float = 10) -> list[dict[str, Any]]:
+        """`count` messages, skipping S3's s3:TestEvent; fails when fewer arrive."""
+        messages: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(messages) < count and time.monotonic() < deadline:
+            for message in self.sqs.receive_message(
+                    QueueUrl=self.url, MaxNumberOfMessages=min(10, count - len(messages)), WaitTimeSeconds=1,
+                    MessageSystemAttributeNames=["All"]).get("Messages", []):
+                if "s3:TestEvent" in message["Body"]:
+                    self.delete([message])
+                else:
+                    messages.append(message)
+        assert len(messages) == count, f"expected {count} upload notifications, got {len(messages)}"
+        return messages
+
+    def make_visible(self, messages: list[dict[str, Any]]) -> None:
+        """What SQS does when a failed record's visibility timeout ends."""
+        for message in messages:
+            self.sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"],
+                                               VisibilityTimeout=0)
+
+    def delete(self, messages: list[dict[str, Any]]) -> None:
+        for message in messages:
+            self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+
+    def event(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """Lambda's SQS event for `messages`."""
+        return {"Records": [{
+            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+            "md5OfBody": m["MD5OfBody"], "attributes": m.get("Attributes", {}), "messageAttributes": {},
+            "eventSource": "aws:sqs", "eventSourceARN": self.arn, "awsRegion": self.region,
+        } for m in messages]}
+
+
+@contextmanager
+def failing_s3(client: Any, operation: str, key_contains: str, code: str = "SlowDown",
+               status: int = 503) -> Iterator[None]:
+    """Answer `operation` on this S3 client with an S3 error for keys containing `key_contains`,
+    through botocore's public event hooks (a before-call handler answers in S3's place, above
+    botocore's retries: the app sees the error at once)."""
+
+    def answer(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if key_contains not in params.get("url_path", ""):
+            return None
+        parsed = {"Error": {"Code": code, "Message": "injected by the test"},
+                  "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}}}
+        return AWSResponse("https://s3.invalid", status, {}, None), parsed
+
+    name = f"before-call.s3.{operation}"
+    client.meta.events.register(name, answer)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(name, answer)
