@@ -2,7 +2,7 @@
 
 from chalice import Chalice
 
-from chalicelib.entrypoints import order_events, orders_api, products_api
+from chalicelib.entrypoints import import_events, imports_api, order_events, orders_api, products_api
 from chalicelib.entrypoints import image_events, images_api
 from chalicelib.entrypoints.middleware import event_middleware, http_middleware
 
@@ -15,3 +15,5 @@ app.register_blueprint(orders_api.api)
 app.register_blueprint(order_events.events)
 app.register_blueprint(images_api.api)
 app.register_blueprint(image_events.events)
+app.register_blueprint(imports_api.api)
+app.register_blueprint(import_events.events)

@@ -138,6 +138,51 @@ class Container:
         # SigV4 for presigned URLs and POST policies: boto3 still presigns with SigV2 in us-east-1.
         return boto3.client("s3", region_name=self.settings.region, config=Config(signature_version="s3v4"))
 
+    @cached_property
+    def sns(self) -> Any:
+        import boto3
+
+        return boto3.client("sns", region_name=self.settings.region)
+
+    @cached_property
+    def bulk_dynamodb(self) -> Any:
+        """A DynamoDB client for batch writes of requests built from validated data: botocore's
+        client-side parameter validation would cost more CPU than the import's own work."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("dynamodb", region_name=self.settings.region,
+                            config=Config(parameter_validation=False, retries={"mode": "standard"}))
+
+    @cached_property
+    def import_models(self) -> Any:
+        from chalicelib.adapters.import_jobs import make_import_models
+
+        return make_import_models(import_jobs_table=self.settings.import_jobs_table,
+                                  region=self.settings.region)
+
+    @cached_property
+    def import_jobs(self) -> Any:
+        from chalicelib.adapters.import_jobs import PynamoImportJobRepository
+
+        return PynamoImportJobRepository(self.import_models)
+
+    @cached_property
+    def imports(self) -> Any:
+        from chalicelib.adapters.import_files import S3ImportFiles
+        from chalicelib.adapters.import_jobs import DynamoImportWriter
+        from chalicelib.adapters.import_topics import SnsImportTopics
+        from chalicelib.services.imports import ImportService
+
+        s = self.settings
+        return ImportService(
+            self.import_jobs, S3ImportFiles(self.s3, s.imports_bucket),
+            DynamoImportWriter(self.bulk_dynamodb, self.models, self.import_models),
+            SnsImportTopics(self.sns, chunks_topic=s.import_chunks_topic,
+                            completed_topic=s.import_completed_topic),
+            clock=utc_now, new_id=new_id, retention=timedelta(days=s.import_retention_days),
+            chunk_rows=s.import_chunk_rows, trace_header=self.tracer.propagation_header)
+
 
 def build(settings: Settings | None = None, *, tracer: Tracer | None = None, verifier: Any = None,
           **overrides: Any) -> Container:

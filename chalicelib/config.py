@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-__all__ = ["Settings", "load_settings", "orders_max_concurrency"]
+__all__ = ["Settings", "load_settings", "orders_max_concurrency", "import_max_concurrency"]
 
 PRODUCTS_TABLE = "PRODUCTS_TABLE"
 IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
@@ -19,6 +19,14 @@ ORDERS_TABLE = "ORDERS_TABLE"
 ORDERS_QUEUE = "ORDERS_QUEUE"
 # Read when app.py is imported, because Chalice's decorator needs it then (packaging, too).
 ORDERS_MAX_CONCURRENCY = "ORDERS_MAX_CONCURRENCY"
+IMPORT_JOBS_TABLE = "IMPORT_JOBS_TABLE"
+IMPORTS_BUCKET = "IMPORTS_BUCKET"
+IMPORT_CHUNKS_TOPIC = "IMPORT_CHUNKS_TOPIC"
+IMPORT_COMPLETED_TOPIC = "IMPORT_COMPLETED_TOPIC"
+IMPORT_RETENTION_DAYS = "IMPORT_RETENTION_DAYS"
+IMPORT_CHUNK_ROWS = "IMPORT_CHUNK_ROWS"
+# Read when app.py is imported, like ORDERS_MAX_CONCURRENCY.
+IMPORT_MAX_CONCURRENCY = "IMPORT_MAX_CONCURRENCY"
 USER_POOL = "USER_POOL"
 USER_POOL_CLIENT = "USER_POOL_CLIENT"
 REGION = "AWS_REGION"
@@ -53,6 +61,12 @@ class Settings:
     media_url_ttl_seconds: int = 3600
     orders_table: str = ""
     orders_queue: str = ""
+    import_jobs_table: str = ""
+    imports_bucket: str = ""
+    import_chunks_topic: str = ""
+    import_completed_topic: str = ""
+    import_retention_days: int = 7
+    import_chunk_rows: int = 500
 
     @property
     def issuer(self) -> str:
@@ -89,6 +103,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         media_url_ttl_seconds=int(env.get(MEDIA_URL_TTL_SECONDS, "3600")),
         orders_table=env.get(ORDERS_TABLE, ""),
         orders_queue=env.get(ORDERS_QUEUE, ""),
+        import_jobs_table=env.get(IMPORT_JOBS_TABLE, ""),
+        imports_bucket=env.get(IMPORTS_BUCKET, ""),
+        import_chunks_topic=env.get(IMPORT_CHUNKS_TOPIC, ""),
+        import_completed_topic=env.get(IMPORT_COMPLETED_TOPIC, ""),
+        import_retention_days=int(env.get(IMPORT_RETENTION_DAYS, "7")),
+        import_chunk_rows=int(env.get(IMPORT_CHUNK_ROWS, "500")),
     )
 
 
@@ -98,4 +118,13 @@ def orders_max_concurrency(env: Mapping[str, str] | None = None) -> int:
     value = int(env.get(ORDERS_MAX_CONCURRENCY, "2"))
     if not 2 <= value <= 1000:
         raise RuntimeError(f"{ORDERS_MAX_CONCURRENCY} must be 2..1000, not {value}")
+    return value
+
+
+def import_max_concurrency(env: Mapping[str, str] | None = None) -> int:
+    """How many import chunks are written at once (Lambda accepts 2..1000); 8 by default."""
+    env = os.environ if env is None else env
+    value = int(env.get(IMPORT_MAX_CONCURRENCY, "8"))
+    if not 2 <= value <= 1000:
+        raise RuntimeError(f"{IMPORT_MAX_CONCURRENCY} must be 2..1000, not {value}")
     return value

@@ -26,6 +26,14 @@ def json_body_of(record: Any) -> Any:
     return json.loads(record.body)
 
 
+def _trace_attribute(record: Any) -> str | None:
+    # Messages fanned out through SNS reach the queue without the AWSTraceHeader system attribute
+    # (moto never sets it; AWS only with SNS active tracing): senders also put the header in a
+    # message attribute of that name, which raw delivery carries to SQS.
+    attribute = record.message_attributes["AWSTraceHeader"]
+    return attribute.string_value if attribute is not None else None
+
+
 def process_records(event: Any, handler: RecordHandler, *, span_name: str) -> dict[str, Any]:
     """Run `handler` on each record of a Chalice SQSEvent; returns Lambda's partial batch response."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -34,7 +42,7 @@ def process_records(event: Any, handler: RecordHandler, *, span_name: str) -> di
     function = getattr(event.context, "function_name", None) or span_name
 
     def traced(record: Any) -> None:
-        header = record.attributes.aws_trace_header
+        header = record.attributes.aws_trace_header or _trace_attribute(record)
         with tracer.invocation(span_name, function=function, trace_header=header) as span:
             span.annotate(message_id=record.message_id)
             try:

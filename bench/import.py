@@ -1,0 +1,232 @@
+"""Bulk import through the running local stack, against a naive serial importer, in one run.
+
+    make run                                   # in another terminal
+    .venv/bin/python bench/import.py [--rows 10000] [--bad-every 40]
+
+1. Pipeline: POST /imports, upload a CSV of `--rows` rows (every `--bad-every`-th row invalid)
+   to the presigned form, poll GET /imports/{id} until the job ends. Time to final status is
+   counted from the end of the upload (the 204) to the first GET that shows the final status.
+2. DynamoDB write calls per chunk, read from the X-Ray traces of the import (every AWS call of a
+   worker is a subsegment): BatchWriteItem, PutItem, UpdateItem, DeleteItem, TransactWriteItems.
+3. Naive importer: the same file, one process, each row validated exactly as the workers do
+   (csv + CreateProduct) and written with one PutItem, serially, to the same table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chalicelib.domain.imports import FINAL_STATUSES, RowError, parse_row, records  # noqa: E402
+from chalicelib.domain.ids import new_id  # noqa: E402
+from devstack.tokens import issue_token  # noqa: E402
+
+_WRITES = {"BatchWriteItem", "PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"}
+_BAD_ROWS = [
+    "Broken,,twelve,EUR,1",           # price not an integer
+    "Lamp,,1500,euro,2",              # currency
+    ",no name,100,EUR,1",             # empty name
+    "Chair,,100,EUR,-3",              # negative stock
+    "Desk,,100,EUR",                  # a field short
+]
+
+
+def make_csv(rows: int, bad_every: int) -> tuple[bytes, int]:
+    """A CSV of `rows` rows; every `bad_every`-th is invalid. Returns (bytes, bad rows)."""
+    lines = ["name,description,price_cents,currency,stock"]
+    bad = 0
+    for i in range(1, rows + 1):
+        if bad_every and i % bad_every == 0:
+            lines.append(_BAD_ROWS[bad % len(_BAD_ROWS)])
+            bad += 1
+        else:
+            lines.append(f'Product {i},"Bench item {i}, imported in bulk",{100 + i % 9000},EUR,{i % 50}')
+    return ("\n".join(lines) + "\n").encode(), bad
+
+
+class Stack:
+    def __init__(self) -> None:
+        state = Path(os.environ.get("DEVSTACK_DIR", ROOT / ".devstack"))
+        try:
+            self.e = json.loads((state / "endpoints.json").read_text())
+        except FileNotFoundError:
+            sys.exit(f"no {state}/endpoints.json: start the stack with `make run` first")
+        self.api = self.e["api"]
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.e["aws_endpoint"], region_name=self.e["region"],
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def token(self, username: str) -> tuple[str, str]:
+        import jwt
+
+        token = issue_token(self.client("cognito-idp"), self.e["user_pool_id"],
+                            self.e["user_pool_client_id"], username)
+        return token, jwt.decode(token, options={"verify_signature": False})["sub"]
+
+
+def run_pipeline(stack: Stack, body: bytes, token: str) -> dict[str, Any]:
+    auth = {"Authorization": f"Bearer {token}"}
+    created = requests.post(f"{stack.api}/imports", headers=auth, timeout=30)
+    created.raise_for_status()
+    job_id, upload = created.json()["job_id"], created.json()["upload"]
+    started = time.perf_counter()
+    uploaded = requests.post(upload["url"], data=upload["fields"],
+                             files={"file": ("bench.csv", body, "text/csv")}, timeout=120)
+    uploaded.raise_for_status()
+    upload_s = time.perf_counter() - started
+    t0 = time.perf_counter()
+    seen: list[str] = []
+    while True:
+        job = requests.get(f"{stack.api}/imports/{job_id}", headers=auth, timeout=30).json()
+        line = f"{job['status']:>21}  chunks {job['chunks_done']}/{job['chunks_total']}  " \
+               f"rows {job['rows_imported'] + job['rows_failed']}/{job['rows_total']}"
+        if not seen or seen[-1] != line:
+            seen.append(line)
+            print(f"  {time.perf_counter() - t0:6.2f} s  {line}", flush=True)
+        if job["status"] in FINAL_STATUSES:
+            break
+        if time.perf_counter() - t0 > 600:
+            sys.exit("the import did not finish within 10 minutes")
+        time.sleep(0.05)
+    return {"job": job, "job_id": job_id, "upload_s": upload_s, "final_s": time.perf_counter() - t0}
+
+
+def _walk(entity: dict[str, Any], root: str, owner: dict[str, str], out: list[tuple[str, dict]]) -> None:
+    owner[entity["id"]] = root
+    out.append((root, entity))
+    for child in entity.get("subsegments", []):
+        _walk(child, root, owner, out)
+
+
+def write_calls_per_chunk(stack: Stack, job_id: str, chunks: int, since: datetime) -> list[int]:
+    """DynamoDB write calls of each import_chunk invocation of `job_id`, from X-Ray."""
+    xray = stack.client("xray")
+    deadline = time.monotonic() + 60
+    while True:
+        documents: list[dict[str, Any]] = []
+        ids: list[str] = []
+        kwargs: dict[str, Any] = {"StartTime": since, "EndTime": datetime.now(timezone.utc) + timedelta(minutes=1)}
+        while True:
+            page = xray.get_trace_summaries(**kwargs)
+            ids.extend(s["Id"] for s in page.get("TraceSummaries", []))
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+        for start in range(0, len(ids), 5):
+            for trace in xray.batch_get_traces(TraceIds=ids[start:start + 5]).get("Traces", []):
+                documents.extend(json.loads(s["Document"]) for s in trace.get("Segments", []))
+        # Segments hold their subsegments, except those the SDK streamed apart (a segment with
+        # many subsegments): those name their parent, so each entity is traced to its segment.
+        owner: dict[str, str] = {}
+        entities: list[tuple[str, dict]] = []
+        streamed = []
+        for doc in documents:
+            if doc.get("type") == "subsegment":
+                streamed.append(doc)
+            else:
+                _walk(doc, doc["id"], owner, entities)
+        for _ in range(10):
+            left = []
+            for doc in streamed:
+                root = owner.get(doc.get("parent_id", ""))
+                if root is None:
+                    left.append(doc)
+                else:
+                    _walk(doc, root, owner, entities)
+            streamed = left
+        of_job = {root for root, e in entities if e.get("annotations", {}).get("job_id") == job_id
+                  and "import_chunk" in json.dumps(e.get("name"))}
+        calls: Counter[str] = Counter()
+        for root, e in entities:
+            operation = e.get("aws", {}).get("operation")
+            if root in of_job and str(e.get("name", "")).lower() == "dynamodb" and operation in _WRITES:
+                calls[root] += 1
+        if len(of_job) >= chunks or time.monotonic() > deadline:
+            return [calls[root] for root in of_job]
+        time.sleep(1)
+
+
+def run_naive(stack: Stack, body: bytes, owner: str) -> tuple[float, int, int]:
+    """One PutItem per valid row, serially; (seconds, imported, failed)."""
+    from chalicelib.adapters.dynamodb import make_models
+    from chalicelib.domain.products import new_product
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    table = stack.e["tables"]["ProductsTable"]
+    model = make_models(products_table=table, idempotency_table=stack.e["tables"]["IdempotencyTable"],
+                        region=stack.e["region"]).product
+    dynamodb = stack.client("dynamodb")
+    imported = failed = 0
+    started = time.perf_counter()
+    for record in records([body]):
+        if record.row == 1 or record.blank:
+            continue
+        row = parse_row(record)
+        if isinstance(row, RowError):
+            failed += 1
+            continue
+        product = new_product(row, product_id=new_id(), owner=owner, now=datetime.now(timezone.utc))
+        item = model(product.id, owner=owner, name=product.name, description=product.description,
+                     price_cents=product.price_cents, currency=product.currency, stock=product.stock,
+                     version=1, created_at=product.created_at, updated_at=product.updated_at)
+        dynamodb.put_item(TableName=table, Item=item.serialize(),
+                          ConditionExpression="attribute_not_exists(id)")
+        imported += 1
+    return time.perf_counter() - started, imported, failed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--bad-every", type=int, default=40)
+    parser.add_argument("--skip-naive", action="store_true", help="only the pipeline")
+    args = parser.parse_args()
+    stack = Stack()
+    body, bad = make_csv(args.rows, args.bad_every)
+    print(f"CSV: {args.rows:,} rows ({bad} invalid), {len(body) / 1024:.0f} KiB; stack at {stack.api}")
+
+    token, sub = stack.token(f"bench-{uuid.uuid4().hex[:8]}")
+    since = datetime.now(timezone.utc) - timedelta(seconds=5)
+    print("pipeline:")
+    result = run_pipeline(stack, body, token)
+    job = result["job"]
+    ok = (job["rows_total"] == args.rows and job["rows_failed"] == bad
+          and job["rows_imported"] == args.rows - bad)
+    calls = write_calls_per_chunk(stack, result["job_id"], job["chunks_total"], since)
+    print(f"  final status {job['status']}: {job['rows_imported']:,} imported, {job['rows_failed']} failed"
+          f" ({'as expected' if ok else 'NOT AS EXPECTED'}), {job['chunks_total']} chunks")
+    print(f"  upload {result['upload_s']:.2f} s; time to final status {result['final_s']:.2f} s; "
+          f"{args.rows / result['final_s']:,.0f} rows/s")
+    if calls:
+        print(f"  DynamoDB write calls per chunk (X-Ray, {len(calls)} of {job['chunks_total']} chunks seen): "
+              f"max {max(calls)}, median {statistics.median(calls):g} (goal <= 21 per 500 rows)")
+    else:
+        print("  DynamoDB write calls per chunk: no worker traces found (is tracing on?)")
+    if args.skip_naive:
+        return 0 if ok else 1
+    print("naive serial importer (one PutItem per row, one process):", flush=True)
+    naive_s, imported, failed = run_naive(stack, body, f"naive-{sub}")
+    print(f"  {imported:,} imported, {failed} failed in {naive_s:.2f} s; {args.rows / naive_s:,.0f} rows/s")
+    print(f"pipeline vs naive: {naive_s / result['final_s']:.1f}x faster (goal >= 8x)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""The import pipeline's queue consumers: the dispatcher (fan-out) and the chunk workers (fan-in).
+
+    ImportsBucket --ObjectCreated--> ImportUploadsQueue --> dispatch_import
+        --> ImportChunksTopic --> ImportChunksQueue --> import_chunk (N in parallel)
+        --> ImportCompletedTopic
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote_plus
+
+from chalice import Blueprint
+
+from chalicelib.adapters.logs import logger
+from chalicelib.bootstrap import container
+from chalicelib.config import import_max_concurrency
+from chalicelib.entrypoints.sqs_batches import json_body_of, process_records
+
+__all__ = ["events", "uploaded_keys"]
+
+events = Blueprint(__name__)
+
+
+def uploaded_keys(body: Any) -> list[str]:
+    """Object keys of the ObjectCreated records of an S3 notification (S3's test event has none).
+
+    S3 URL-encodes keys in notifications (quote_plus, '/' included).
+    """
+    if not isinstance(body, dict):
+        raise ValueError("not an S3 notification")
+    if body.get("Event") == "s3:TestEvent":
+        return []
+    return [unquote_plus(r["s3"]["object"]["key"]) for r in body.get("Records", [])
+            if str(r.get("eventName", "")).startswith("ObjectCreated")]
+
+
+# One upload per invocation: planning streams the whole file (up to 50 MiB) once.
+@events.on_sqs_message(queue="ImportUploadsQueue", batch_size=1)
+def dispatch_import(event: Any) -> dict[str, Any]:
+    return process_records(event, _dispatch, span_name="## dispatch_import record")
+
+
+def _dispatch(record: Any) -> None:
+    from chalicelib.domain.imports import parse_upload_key
+
+    for key in uploaded_keys(json_body_of(record)):
+        parsed = parse_upload_key(key)
+        tracer = container().tracer
+        tracer.annotate(job_id=parsed[1] if parsed else None, owner=parsed[0] if parsed else None)
+        outcome = container().imports.dispatch(key)
+        logger.info("import dispatched", extra={"key": key, "outcome": outcome})
+
+
+# A chunk (500 rows) per invocation, several invocations at once: the fan-out's parallelism is
+# the concurrency cap, which also bounds the write rate an import puts on the products table.
+@events.on_sqs_message(queue="ImportChunksQueue", batch_size=1,
+                       maximum_concurrency=import_max_concurrency())
+def import_chunk(event: Any) -> dict[str, Any]:
+    return process_records(event, _import_chunk, span_name="## import_chunk record")
+
+
+def _import_chunk(record: Any) -> None:
+    from chalicelib.domain.imports import Chunk
+
+    chunk = Chunk.from_message(json_body_of(record))  # PoisonMessage -> retried -> DLQ
+    tracer = container().tracer
+    tracer.annotate(job_id=chunk.job_id, owner=chunk.owner, chunk=chunk.index)
+    result = container().imports.import_chunk(chunk)
+    tracer.annotate(outcome=result.outcome, write_calls=result.write_calls)
+    logger.info("import chunk", extra={
+        "job_id": chunk.job_id, "chunk": chunk.index, "outcome": result.outcome,
+        "rows_imported": result.imported, "rows_failed": result.failed,
+        "products_written": result.written, "dynamodb_write_calls": result.write_calls})

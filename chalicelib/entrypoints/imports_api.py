@@ -1,0 +1,50 @@
+"""Imports over HTTP: start an import (a job and a presigned upload) and watch it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint, Response
+
+from chalicelib.bootstrap import container
+from chalicelib.domain import errors
+from chalicelib.domain.imports import ImportJob
+from chalicelib.entrypoints.http_common import caller, routes
+from chalicelib.entrypoints.representations import iso
+
+__all__ = ["api", "import_job_json"]
+
+api = Blueprint(__name__)
+route = routes(api)
+
+
+def import_job_json(job: ImportJob) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id, "status": job.status, "rows_total": job.rows_total,
+        "rows_imported": job.rows_imported, "rows_failed": job.rows_failed,
+        "chunks_total": job.chunks_total, "chunks_done": job.chunks_done,
+        "errors": [{"row": e.row, "message": e.message} for e in job.errors],
+        "created_at": iso(job.created_at), "updated_at": iso(job.updated_at),
+        "finished_at": iso(job.finished_at) if job.finished_at else None,
+    }
+
+
+@route("/imports", methods=["POST"])
+def create_import() -> Response:
+    who = caller(api.current_request)
+    raw = (api.current_request.raw_body or b"").strip()
+    # The import takes no options: its content is the file. An empty body or {} is accepted.
+    if raw not in (b"", b"{}"):
+        raise errors.InvalidInput("body", "takes no fields: POST an empty body, then upload the CSV "
+                                          "with the returned form")
+    created = container().imports.create(who)
+    container().tracer.annotate(job_id=created.job.job_id, owner=who.sub)
+    return Response(body={"job_id": created.job.job_id, "upload": created.upload}, status_code=201,
+                    headers={"Location": f"/imports/{created.job.job_id}"})
+
+
+@route("/imports/{job_id}", methods=["GET"])
+def get_import(job_id: str) -> dict[str, Any]:
+    who = caller(api.current_request)
+    container().tracer.annotate(job_id=job_id, owner=who.sub)
+    return import_job_json(container().imports.get(who, job_id))

@@ -1,0 +1,208 @@
+"""Bulk CSV import: create a job, dispatch its file into chunks (fan-out), import each chunk,
+and end the job exactly once when its last chunk lands (fan-in).
+
+Safe to deliver twice, everywhere: a product's id is derived from (job, row), so a retried chunk
+rewrites nothing that exists and creates what is missing; a chunk is counted done by one
+conditional update; the final status is set by one conditional update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Callable
+
+from chalicelib.domain.errors import Forbidden, NotFound
+from chalicelib.domain.identity import Caller
+from chalicelib.domain.ids import is_id
+from chalicelib.domain.imports import (
+    CHUNK_ROWS, MAX_ERRORS, MAX_FILE_BYTES, PENDING, RUNNING, BadFile, Chunk, FileUnavailable,
+    ImportJob, RowError, completed_event, final_status, parse_row, parse_upload_key, plan_chunks,
+    product_id_for, records,
+)
+from chalicelib.domain.products import Product, new_product
+from chalicelib.services.import_ports import ImportFiles, ImportJobRepository, ImportTopics, ImportWriter
+from chalicelib.services.ports import Clock, IdFactory
+
+__all__ = ["ImportService", "CreatedImport", "ChunkResult"]
+
+_UPLOAD_EXPIRES_S = 3600
+
+
+@dataclass(frozen=True)
+class CreatedImport:
+    job: ImportJob
+    upload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    outcome: str  # imported | duplicate | ignored | failed
+    imported: int = 0
+    failed: int = 0
+    written: int = 0  # products put by this delivery (a retry skips those that exist)
+    write_calls: int = 0
+
+
+class ImportService:
+    def __init__(self, jobs: ImportJobRepository, files: ImportFiles, writer: ImportWriter,
+                 topics: ImportTopics, *, clock: Clock, new_id: IdFactory, retention: timedelta,
+                 chunk_rows: int = CHUNK_ROWS,
+                 trace_header: Callable[[], str | None] = lambda: None) -> None:
+        """`trace_header` gives the current trace's header, passed to the chunk messages."""
+        self._jobs = jobs
+        self._files = files
+        self._writer = writer
+        self._topics = topics
+        self._clock = clock
+        self._new_id = new_id
+        self._retention = retention
+        self._chunk_rows = chunk_rows
+        self._trace_header = trace_header
+
+    # -- the API -------------------------------------------------------------------------------
+
+    def create(self, caller: Caller) -> CreatedImport:
+        """A pending job and the presigned POST that uploads its CSV."""
+        now = self._clock()
+        job = ImportJob(job_id=self._new_id(), owner=caller.sub, status=PENDING, created_at=now,
+                        updated_at=now, expires_at=now + self._retention)
+        self._jobs.add(job, expires_at=now + self._retention)
+        upload = self._files.presign_upload(job.key, max_bytes=MAX_FILE_BYTES,
+                                            expires_in=_UPLOAD_EXPIRES_S)
+        return CreatedImport(job, upload)
+
+    def get(self, caller: Caller, job_id: str) -> ImportJob:
+        """The caller's job with its first row errors; raises NotFound or Forbidden."""
+        job = self._jobs.get(job_id) if is_id(job_id) else None
+        if job is None:
+            raise NotFound(f"import {job_id} does not exist")
+        if job.owner != caller.sub:
+            raise Forbidden("only the importer may read an import")
+        if job.rows_failed and not job.failure:
+            job = dataclasses.replace(job, errors=tuple(self._jobs.errors(job_id, MAX_ERRORS)))
+        return job
+
+    # -- fan-out -------------------------------------------------------------------------------
+
+    def dispatch(self, key: str) -> str:
+        """Plan the uploaded file at `key` into chunks and publish them; returns what happened.
+
+        Reads the file once, as a stream. A job dispatches once: later uploads to the same key
+        are ignored (the workers read the first file by its ETag).
+        """
+        parsed = parse_upload_key(key)
+        if parsed is None:
+            return "ignored: not an import upload key"
+        owner, job_id = parsed
+        job = self._jobs.get(job_id)
+        if job is None or job.owner != owner:
+            return "ignored: no such job"
+        if job.status not in (PENDING, RUNNING) or job.dispatched:
+            return f"ignored: the job is already {job.status}"
+        info = self._files.stat(key)
+        if info is None:
+            return self._fail(job_id, RowError(None, "the uploaded file could not be read"))
+        if job.status == RUNNING and job.etag != info.etag:
+            # The dispatch of the first file stopped before publishing, and the file was replaced
+            # since: neither file can be imported consistently.
+            return self._fail(job_id, RowError(None, "the file was replaced while the import started; "
+                                                     "start a new import"))
+        if info.size > MAX_FILE_BYTES:
+            return self._fail(job_id, RowError(
+                None, f"the file is {info.size:,} bytes; at most {MAX_FILE_BYTES:,} (50 MiB) are accepted"))
+        try:
+            plan = plan_chunks(self._files.read(key, info.etag), chunk_rows=self._chunk_rows)
+        except BadFile as exc:
+            return self._fail(job_id, RowError(exc.row, exc.message))
+        except FileUnavailable as exc:
+            return self._fail(job_id, RowError(None, str(exc)))
+        now = self._clock()
+        if not self._jobs.start(job_id, etag=info.etag, rows_total=plan.rows_total,
+                                chunks_total=len(plan.chunks), now=now):
+            return "ignored: dispatched by another delivery"
+        chunks = [Chunk(job_id=job_id, owner=owner, etag=info.etag, index=i, start=start, end=end,
+                        first_row=first_row, rows=rows)
+                  for i, (start, end, first_row, rows) in enumerate(plan.chunks)]
+        if chunks:
+            self._topics.publish_chunks(chunks, self._trace_header())
+        self._jobs.mark_dispatched(job_id, now)
+        if not chunks:  # a header and nothing else: done already
+            self._finish_if_complete(job_id)
+        return f"dispatched {plan.rows_total} rows in {len(chunks)} chunks"
+
+    # -- the workers and fan-in ----------------------------------------------------------------
+
+    def import_chunk(self, chunk: Chunk) -> ChunkResult:
+        """Validate and write one chunk's rows, count it done once, and end the job if it was
+        the last. Raises DependencyUnavailable (retry) when AWS does not answer."""
+        job = self._jobs.get(chunk.job_id)
+        if job is None or job.owner != chunk.owner or job.etag != chunk.etag:
+            return ChunkResult("ignored")
+        if job.status != RUNNING:
+            self._announce(job)  # a previous delivery may have ended the job and died before this
+            return ChunkResult("ignored")
+        if chunk.index in job.done_chunks:
+            self._finish_if_complete(job.job_id)
+            return ChunkResult("duplicate")
+        now = self._clock()
+        products: list[Product] = []
+        errors: list[RowError] = []
+        try:
+            for record in records(self._files.read(job.key, chunk.etag, chunk.start, chunk.end),
+                                  offset=chunk.start, first_row=chunk.first_row):
+                if record.blank:
+                    continue
+                row = parse_row(record)
+                if isinstance(row, RowError):
+                    errors.append(row)
+                else:
+                    products.append(new_product(row, product_id=product_id_for(job.job_id, record.row),
+                                                owner=job.owner, now=now))
+        except FileUnavailable as exc:
+            self._fail(job.job_id, RowError(None, str(exc)))
+            return ChunkResult("failed")
+        # Only what is missing is written: a product that exists was made by an earlier delivery
+        # of this chunk, and its owner may have changed it since.
+        existing = (self._writer.existing(job.owner, products[0].id, products[-1].id)
+                    if products else set())
+        missing = [p for p in products if p.id not in existing]
+        expires_at = job.expires_at or now + self._retention
+        calls = self._writer.write(missing, [(job.job_id, e) for e in errors[:MAX_ERRORS]],
+                                   expires_at=expires_at)
+        counted = self._jobs.complete_chunk(job.job_id, chunk.index, imported=len(products),
+                                            failed=len(errors), now=self._clock())
+        if counted is None:  # a twin delivery counted it first
+            self._finish_if_complete(job.job_id)
+            return ChunkResult("duplicate", len(products), len(errors), len(missing), calls)
+        self._finish_if_complete(counted.job_id, counted)
+        return ChunkResult("imported", len(products), len(errors), len(missing), calls)
+
+    def _finish_if_complete(self, job_id: str, job: ImportJob | None = None) -> None:
+        job = job or self._jobs.get(job_id)
+        if job is None:
+            return
+        if not job.all_chunks_done:
+            self._announce(job)
+            return
+        now = self._clock()
+        ended = dataclasses.replace(job, status=final_status(job), finished_at=now)
+        # Announce first, then end the job with the write that also records the announcement: a
+        # job showing a final status has always been announced, and a crash in between only
+        # announces twice (the event is at least once; consumers dedupe by job_id).
+        self._topics.publish_completed(completed_event(ended))
+        self._jobs.finish(job_id, ended.status, now)
+
+    def _fail(self, job_id: str, error: RowError) -> str:
+        if self._jobs.fail(job_id, error.message, error.row, self._clock()):
+            job = self._jobs.get(job_id)
+            if job is not None:
+                self._announce(job)
+        return f"failed: {error.message}"
+
+    def _announce(self, job: ImportJob) -> None:
+        """Publish the completed event of an ended job not yet announced (at least once)."""
+        if job.is_final and not job.notified:
+            self._topics.publish_completed(completed_event(job))
+            self._jobs.mark_notified(job.job_id, self._clock())
