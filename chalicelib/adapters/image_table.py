@@ -19,6 +19,7 @@ would add to the product's VersionAttribute.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
@@ -28,7 +29,7 @@ from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
-from chalicelib.domain.errors import ConditionNotMet
+from chalicelib.domain.errors import ConditionNotMet, DependencyUnavailable
 from chalicelib.domain.images import PENDING, ImageRecord, ProductImage
 
 __all__ = ["make_image_model", "PynamoImageRepository", "product_images", "PENDING_INDEX"]
@@ -36,7 +37,7 @@ __all__ = ["make_image_model", "PynamoImageRepository", "product_images", "PENDI
 PENDING_INDEX = "pending-index"
 _PENDING_MARK = "pending"
 _DATETIME = UTCDateTimeAttribute()
-_NOT_MET = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
+_CONFLICT_ATTEMPTS = 3
 
 
 def make_image_model(*, images_table: str, region: str) -> type[Model]:
@@ -214,11 +215,19 @@ class PynamoImageRepository:
                 "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
 
     def _transact(self, *, puts: Sequence[dict[str, Any]] = (), updates: Sequence[dict[str, Any]] = ()) -> None:
-        try:
-            self._connection.transact_write_items(
-                condition_check_items=[], delete_items=[], put_items=list(puts), update_items=list(updates))
-        except TransactWriteError as exc:
-            reasons = [r for r in (exc.cancellation_reasons or []) if r is not None]
-            if any(r.code in _NOT_MET for r in reasons) or exc.cause_response_code == "TransactionConflictException":
-                raise ConditionNotMet(str(exc)) from None
-            raise
+        """Raises ConditionNotMet when a condition is false, DependencyUnavailable when concurrent
+        transactions on the same items (two images of one product finishing at once) keep
+        cancelling this one."""
+        for attempt in range(_CONFLICT_ATTEMPTS):
+            try:
+                self._connection.transact_write_items(
+                    condition_check_items=[], delete_items=[], put_items=list(puts), update_items=list(updates))
+                return
+            except TransactWriteError as exc:
+                codes = {r.code for r in (exc.cancellation_reasons or []) if r is not None}
+                if "ConditionalCheckFailed" in codes:
+                    raise ConditionNotMet(str(exc)) from None
+                if "TransactionConflict" not in codes and exc.cause_response_code != "TransactionConflictException":
+                    raise
+            time.sleep(0.05 * (attempt + 1))  # the other transaction is done within milliseconds
+        raise DependencyUnavailable("concurrent writes to the image's product kept conflicting")

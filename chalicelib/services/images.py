@@ -124,9 +124,12 @@ class ImageService:
             if opened is None:
                 raise ImageRejected("the uploaded file is gone")
             stored, stream = opened
-            check_object(size_bytes=stored.size_bytes, content_type=stored.content_type,
-                         declared_size=record.size_bytes, declared_type=record.content_type)
-            data = stream.read(stored.size_bytes + 1)
+            try:
+                check_object(size_bytes=stored.size_bytes, content_type=stored.content_type,
+                             declared_size=record.size_bytes, declared_type=record.content_type)
+                data = stream.read(stored.size_bytes + 1)
+            finally:
+                stream.close()  # unread bytes must not hold the pooled connection
         if len(data) != stored.size_bytes:
             raise DependencyUnavailable(f"read {len(data)} of {stored.size_bytes} bytes of the upload")
         inspect_file(data, record.content_type)
@@ -160,7 +163,9 @@ class ImageService:
             current = self._images.get(finished.id)
             if current is None or current.status != PENDING:
                 return Processed("duplicate", finished.id)  # a twin delivery finished it first
-            # Still pending, so the product is what failed the condition: it has been deleted.
+            if self._products.get(finished.product_id) is not None:
+                raise DependencyUnavailable(f"image {finished.id} is pending but its product's copy is not")
+            # The product was deleted while the image was processed: its renditions are orphans.
             self._media.delete(written)
             finished = dataclasses.replace(current, status=FAILED, error=PRODUCT_GONE)
             try:

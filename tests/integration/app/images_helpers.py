@@ -11,11 +11,12 @@ from typing import Any, Iterator
 
 import requests
 from botocore.awsrequest import AWSResponse
+from pynamodb.signals import pre_dynamodb_send
 
 from tests.integration.app.helpers import PRODUCT, User, body_of, create
 
 __all__ = ["new_product", "request_upload", "post_file", "images_of", "policy_of", "ImageUploadsQueue",
-           "failing_s3"]
+           "failing_s3", "conflicting_transactions"]
 
 
 def new_product(api: Any, owner: User) -> str:
@@ -115,3 +116,39 @@ def failing_s3(client: Any, operation: str, key_contains: str, code: str = "Slow
         yield
     finally:
         client.meta.events.unregister(name, answer)
+
+
+@contextmanager
+def conflicting_transactions(times: int) -> Iterator[list[str]]:
+    """Cancel the app's next `times` TransactWriteItems as DynamoDB does when another transaction
+    holds one of the items ("TransactionConflict"); yields the outcomes, one per transaction seen.
+
+    pynamodb's public pre_dynamodb_send signal names the connection about to call; a handler on
+    its botocore client's before-call event answers in DynamoDB's place.
+    """
+    outcomes: list[str] = []
+    clients: list[Any] = []
+
+    def answer(**_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if len([o for o in outcomes if o == "conflict"]) >= times:
+            outcomes.append("sent")
+            return None
+        outcomes.append("conflict")
+        parsed = {"Error": {"Code": "TransactionCanceledException", "Message": "injected by the test"},
+                  "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}],
+                  "ResponseMetadata": {"HTTPStatusCode": 400, "HTTPHeaders": {}}}
+        return AWSResponse("https://dynamodb.invalid", 400, {}, None), parsed
+
+    def on_send(connection: Any, operation_name: str, **_: Any) -> None:
+        client = connection.client
+        if operation_name == "TransactWriteItems" and client not in clients:
+            clients.append(client)
+            client.meta.events.register_first("before-call.dynamodb.TransactWriteItems", answer)
+
+    pre_dynamodb_send.connect(on_send, weak=False)
+    try:
+        yield outcomes
+    finally:
+        pre_dynamodb_send.disconnect(on_send)
+        for client in clients:
+            client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", answer)

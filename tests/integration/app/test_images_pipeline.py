@@ -16,7 +16,7 @@ from PIL import Image
 from chalicelib import bootstrap
 from tests.integration.app.helpers import body_of
 from tests.integration.app.images_helpers import (
-    ImageUploadsQueue, failing_s3, images_of, new_product, post_file, request_upload,
+    ImageUploadsQueue, conflicting_transactions, failing_s3, images_of, new_product, post_file, request_upload,
 )
 from tests.support.image_corpus import corpus, jpeg
 
@@ -129,6 +129,32 @@ def test_a_throttled_upload_is_retried_alone_and_lands_in_the_dlq_still_pending(
     assert throttled in parked[0]["Body"]
     shown = images_of(api, product_id)
     assert (shown[throttled]["status"], shown[healthy]["status"]) == ("pending", "ready")
+
+
+def test_a_transaction_cancelled_by_a_concurrent_one_is_tried_again(api, alice, queue, process):
+    product_id = new_product(api, alice)
+    image_id = upload(api, alice, product_id, jpeg((640, 480)), "image/jpeg")
+
+    with conflicting_transactions(times=1) as outcomes:
+        assert process(queue.event(queue.receive(1))) == {"batchItemFailures": []}
+
+    assert outcomes == ["conflict", "sent"]
+    assert images_of(api, product_id)[image_id]["status"] == "ready"
+
+
+def test_transactions_that_keep_conflicting_leave_the_record_for_a_retry(api, alice, queue, process):
+    product_id = new_product(api, alice)
+    image_id = upload(api, alice, product_id, jpeg((640, 480)), "image/jpeg")
+    messages = queue.receive(1)
+
+    with conflicting_transactions(times=3):
+        response = process(queue.event(messages))
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+    assert images_of(api, product_id)[image_id]["status"] == "pending"
+    queue.make_visible(messages)
+    assert process(queue.event(queue.receive(1))) == {"batchItemFailures": []}
+    assert images_of(api, product_id)[image_id]["status"] == "ready"
 
 
 def test_an_image_whose_product_is_deleted_before_processing_fails_and_leaves_no_renditions(

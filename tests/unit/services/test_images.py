@@ -258,3 +258,14 @@ def test_each_record_is_annotated_and_each_step_traced(world):
                                         "owner": ALICE.sub}
     assert world.tracer.subsegments == ["download", "decode", "resize", "encode", "upload"]
 
+
+
+def test_a_pending_image_missing_from_its_existing_product_is_retried_not_failed(world):
+    key = world.upload(jpeg((64, 48)))
+    image_id = key.rsplit("/", 1)[1]
+    product = world.products.items[world.product_id]
+    world.products.items[world.product_id] = dataclasses.replace(product, images=())
+
+    with pytest.raises(DependencyUnavailable):
+        world.service.process_upload(key)
+    assert world.images.records[image_id].status == PENDING
