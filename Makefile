@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration test-e2e token bench clean
+.PHONY: run test test-unit test-integration test-e2e token bench clean cleanup fire
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,10 +32,16 @@ token: $(STAMP)
 fire: $(STAMP)
 	$(PY) -m devstack fire $(SCHEDULE) $(if $(AT),--at $(AT))
 
+## cleanup [NOW=iso]: run the hourly cleanup on the running stack now, as if at NOW (default: now)
+cleanup: $(STAMP)
+	$(PY) -m devstack fire cleanup $(if $(NOW),--at $(NOW))
+
 ## bench: the benchmarks (they print their figures)
 bench: $(STAMP)
 	$(PY) bench/cold_start.py
+	$(PY) bench/load_levelling.py
 	$(PY) bench/renditions.py
+	$(PY) bench/import.py
 
 clean:
 	rm -rf $(VENV) .devstack .pytest_cache
