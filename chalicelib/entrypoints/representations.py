@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from chalicelib.domain.orders import Order
-from chalicelib.domain.images import READY, ProductImage
+from chalicelib.domain.images import READY, RENDITIONS, ProductImage
 from chalicelib.domain.products import Product
 
 __all__ = ["product_json", "image_json", "order_json", "iso"]
@@ -38,7 +38,9 @@ def image_json(image: ProductImage, rendition_url: Callable[[str], str] | None) 
     if image.status == READY:
         if rendition_url is None:
             raise ValueError("a ready image needs rendition_url to show its renditions")
-        renditions = {name: rendition_url(key) for name, key in image.renditions.items()}
+        # small, medium, large: a DynamoDB map keeps no order
+        renditions = {name: rendition_url(image.renditions[name])
+                      for name, _ in RENDITIONS if name in image.renditions}
     body["renditions"] = renditions
     return body
 

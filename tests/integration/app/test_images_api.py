@@ -124,6 +124,7 @@ def test_a_ready_image_is_read_with_the_product_in_one_dynamodb_read_with_urls_t
     assert dict(aws_calls) == {"GetItem": 1}
     image = body_of(response)["images"][0]
     assert (image["status"], image["width"], image["height"]) == ("ready", 1000, 750)
+    assert list(image["renditions"]) == ["small", "medium", "large"]
     widths = {}
     for name, url in image["renditions"].items():
         assert url.startswith(f"{stack.endpoint_url}/") and "X-Amz-Signature=" in url
