@@ -2,8 +2,9 @@
 
 from chalice import Chalice
 
-from chalicelib.entrypoints import import_events, imports_api, order_events, orders_api, products_api
+from chalicelib.entrypoints import order_events, orders_api, products_api
 from chalicelib.entrypoints import image_events, images_api
+from chalicelib.entrypoints import cleanup_events, import_events, imports_api
 from chalicelib.entrypoints.middleware import event_middleware, http_middleware
 
 app = Chalice(app_name="storefront")
@@ -17,3 +18,4 @@ app.register_blueprint(images_api.api)
 app.register_blueprint(image_events.events)
 app.register_blueprint(imports_api.api)
 app.register_blueprint(import_events.events)
+app.register_blueprint(cleanup_events.events)

@@ -183,6 +183,28 @@ class Container:
             clock=utc_now, new_id=new_id, retention=timedelta(days=s.import_retention_days),
             chunk_rows=s.import_chunk_rows, trace_header=self.tracer.propagation_header)
 
+    @cached_property
+    def cleanup(self) -> Any:
+        from chalicelib.adapters.cleanup_stores import (
+            DynamoCursors, PynamoCleanupImages, PynamoExpiringRecords, PynamoProductLookup, S3ObjectStore,
+            make_cursor_model, make_expiry_model,
+        )
+        from chalicelib.adapters.import_files import S3ImportFiles
+        from chalicelib.domain.cleanup import Limits
+        from chalicelib.services.cleanup import CleanupService
+
+        s = self.settings
+        return CleanupService(
+            images=PynamoCleanupImages(self.image_model, self.models.product),
+            products=PynamoProductLookup(self.models.product),
+            uploads=S3ObjectStore(lambda: self.s3, s.uploads_bucket),
+            media=S3ObjectStore(lambda: self.s3, s.media_bucket),
+            cursors=DynamoCursors(make_cursor_model(table=s.cleanup_state_table, region=s.region), utc_now),
+            idempotency=PynamoExpiringRecords(make_expiry_model(idempotency_table=s.idempotency_table,
+                                                                region=s.region)),
+            jobs=self.import_jobs, import_files=S3ImportFiles(self.s3, s.imports_bucket),
+            limits=Limits(max_items=s.cleanup_max_items, max_listed=s.cleanup_max_listed))
+
 
 def build(settings: Settings | None = None, *, tracer: Tracer | None = None, verifier: Any = None,
           **overrides: Any) -> Container:

@@ -27,6 +27,9 @@ IMPORT_RETENTION_DAYS = "IMPORT_RETENTION_DAYS"
 IMPORT_CHUNK_ROWS = "IMPORT_CHUNK_ROWS"
 # Read when app.py is imported, like ORDERS_MAX_CONCURRENCY.
 IMPORT_MAX_CONCURRENCY = "IMPORT_MAX_CONCURRENCY"
+CLEANUP_STATE_TABLE = "CLEANUP_STATE_TABLE"
+CLEANUP_MAX_ITEMS = "CLEANUP_MAX_ITEMS"
+CLEANUP_MAX_LISTED = "CLEANUP_MAX_LISTED"
 USER_POOL = "USER_POOL"
 USER_POOL_CLIENT = "USER_POOL_CLIENT"
 REGION = "AWS_REGION"
@@ -67,6 +70,9 @@ class Settings:
     import_completed_topic: str = ""
     import_retention_days: int = 7
     import_chunk_rows: int = 500
+    cleanup_state_table: str = ""
+    cleanup_max_items: int = 1000
+    cleanup_max_listed: int = 20_000
 
     @property
     def issuer(self) -> str:
@@ -109,6 +115,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         import_completed_topic=env.get(IMPORT_COMPLETED_TOPIC, ""),
         import_retention_days=int(env.get(IMPORT_RETENTION_DAYS, "7")),
         import_chunk_rows=int(env.get(IMPORT_CHUNK_ROWS, "500")),
+        cleanup_state_table=env.get(CLEANUP_STATE_TABLE, ""),
+        cleanup_max_items=int(env.get(CLEANUP_MAX_ITEMS, "1000")),
+        cleanup_max_listed=int(env.get(CLEANUP_MAX_LISTED, "20000")),
     )
 
 

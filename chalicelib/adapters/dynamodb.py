@@ -34,6 +34,7 @@ __all__ = ["Models", "make_models", "PynamoProductRepository", "PynamoIdempotenc
 # catalog-index instead of a table Scan. One index partition takes ~1,000 writes/s; a storefront
 # outgrowing that would shard the value (catalog#0..N) and merge pages.
 CATALOG = "all"
+EXPIRY_PARTITION = "all"
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
@@ -94,6 +95,9 @@ def make_models(*, products_table: str, idempotency_table: str, region: str) -> 
         status = NumberAttribute()
         body = UnicodeAttribute()  # the response body as JSON text, replayed verbatim
         expires_at = TTLAttribute()
+        # Key of expiry-index (with expires_at): the hourly cleanup queries expired records there
+        # instead of scanning the table. One partition, like CATALOG.
+        expiry = UnicodeAttribute(default=EXPIRY_PARTITION)
 
     return Models(product=ProductItem, idempotency=IdempotencyItem)
 
