@@ -29,7 +29,8 @@ def _auth(token: str) -> dict[str, str]:
 def _csv(rows: int, bad_every: int) -> bytes:
     lines = ["name,description,price_cents,currency,stock"]
     for i in range(1, rows + 1):
-        lines.append(f"Bad {i},,lots,EUR,1" if i % bad_every == 0 else f'Item {i},"Imported, row {i + 1}",{i},EUR,{i % 9}')
+        good = f'Item {i},"Imported, row {i + 1}",{i},EUR,{i % 9}'
+        lines.append(f"Bad {i},,lots,EUR,1" if i % bad_every == 0 else good)
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -76,6 +77,10 @@ def _segments(stack: Any, since: datetime) -> list[dict[str, Any]]:
     return documents
 
 
+def _keys(stack: Any, bucket: str) -> set[str]:
+    return {o["Key"] for o in stack.aws("s3api", "list-objects-v2", "--bucket", bucket).get("Contents", [])}
+
+
 def _annotated(entity: dict[str, Any], job_id: str) -> bool:
     if entity.get("annotations", {}).get("job_id") == job_id:
         return True
@@ -99,7 +104,8 @@ def test_a_csv_is_imported_through_the_running_stack_and_followed_in_the_traces(
     done_counts = [j["chunks_done"] for j in seen]
     assert done_counts == sorted(done_counts)  # it only ever counts up
     listed = requests.get(f"{stack.endpoints['api']}/products", params={"owner": sub, "limit": 1}, timeout=10).json()
-    assert listed["items"][0]["name"] == "Item 1199"  # the last valid row: newest first and listed["items"][0]["owner"] == sub
+    newest = listed["items"][0]
+    assert (newest["name"], newest["owner"]) == ("Item 1199", sub)  # the last valid row comes first
 
     # One import, followed end to end: the dispatcher and every worker carry job_id, and the
     # workers continue the dispatcher's trace (the header crossed SNS in a message attribute).
@@ -119,8 +125,9 @@ def test_cleanup_removes_what_it_should_and_nothing_else(stack):
     token = stack.token(f"cleaner-{uuid.uuid4().hex[:8]}")
     api = stack.endpoints["api"]
     job_id, _ = _import(stack, token, _csv(3, bad_every=100))
+    lamp = {"name": "Lamp", "price_cents": 4500, "currency": "EUR", "stock": 2}
     product = requests.post(f"{api}/products", headers={**_auth(token), "Idempotency-Key": uuid.uuid4().hex},
-                            json={"name": "Lamp", "price_cents": 4500, "currency": "EUR", "stock": 2}, timeout=10).json()
+                            json=lamp, timeout=10).json()
     ticket = requests.post(f"{api}/products/{product['id']}/images", headers=_auth(token), timeout=10,
                            json={"content_type": "image/png", "size_bytes": 1000}).json()  # never uploaded
     uploads = stack.endpoints["buckets"]["uploads"]
@@ -130,12 +137,12 @@ def test_cleanup_removes_what_it_should_and_nothing_else(stack):
 
     soon = _fire_cleanup(stack, now + timedelta(minutes=30))
     assert soon["complete"] and soon["images_failed"] == 0
-    assert stray in {o["Key"] for o in stack.aws("s3api", "list-objects-v2", "--bucket", uploads).get("Contents", [])}
+    assert stray in _keys(stack, uploads)
 
     later = _fire_cleanup(stack, now + timedelta(days=2))
     image = requests.get(f"{api}/products/{product['id']}", timeout=10).json()["images"][0]
     assert (image["id"], image["status"]) == (ticket["image_id"], "failed")
-    assert stray not in {o["Key"] for o in stack.aws("s3api", "list-objects-v2", "--bucket", uploads).get("Contents", [])}
+    assert stray not in _keys(stack, uploads)
     assert later["idempotency_records_deleted"] >= 1 and later["upload_objects_deleted"] >= 1
     assert requests.get(f"{api}/imports/{job_id}", headers=_auth(token), timeout=10).status_code == 200
 

@@ -157,7 +157,10 @@ def test_a_csv_becomes_products_exactly_like_those_the_api_creates(api, stack, a
     api_made = body_of(create(api, alice, PRODUCT))["id"]
     table = stack.provisioned.env()["PRODUCTS_TABLE"]
     dynamodb = stack.client("dynamodb")
-    shape = lambda i: {k: set(v) for k, v in dynamodb.get_item(TableName=table, Key={"id": {"S": i}})["Item"].items()}  # noqa: E731
+    def shape(product_id: str) -> dict[str, set[str]]:
+        item = dynamodb.get_item(TableName=table, Key={"id": {"S": product_id}})["Item"]
+        return {name: set(value) for name, value in item.items()}
+
     assert shape(product_id_for(job_id, 2)) == shape(api_made)
 
     assert completed.messages() == [{
