@@ -118,6 +118,78 @@ class XRayTracer:
     @contextmanager
     def invocation(self, name: str, *, function: str, trace_header: str | None = None) -> Iterator[_XRaySpan]:
         recorder = self._recorder
+        segment = None  # in Lambda, the service owns the function's segment
+        if self._in_lambda:
+            subsegment = recorder.begin_subsegment(name)
+            trace_id = getattr(recorder.current_segment(), "trace_id", None)
+        else:
+            parts = parse_trace_header(trace_header)
+            segment = recorder.begin_segment(
+                name=function, traceid=parts.get("Root") or None, parent_id=parts.get("Parent") or None,
+                sampling=0 if parts.get("Sampled") == "0" else 1)
+            segment.origin = "AWS::Lambda::Function"
+            subsegment = recorder.begin_subsegment(name)
+            trace_id = segment.trace_id
+        span = _XRaySpan(subsegment, trace_id)
+        try:
+            yield span
+        except BaseException as exc:
+            span.record_error(exc)
+            raise
+        finally:
+            recorder.end_subsegment()
+            if segment is not None:
+                recorder.end_segment()
+
+    @contextmanager
+    def subsegment(self, name: str) -> Iterator[_NoSpan]:
+        yield _NoSpan()
+
+    def annotate(self, **values: str | int | bool | None) -> None:
+        pass
+
+    def propagation_header(self) -> str | None:
+        return None
+
+
+class _XRaySpan:
+    def __init__(self, entity: Any, trace_id: str | None) -> None:
+        self._entity = entity
+        self.trace_id = trace_id
+
+    def annotate(self, **values: str | int | bool) -> None:
+        for key, value in values.items():
+            if value is not None:
+                self._entity.put_annotation(key, value)
+
+    def set_status(self, status: int) -> None:
+        self._entity.apply_status_code(status)
+
+    def record_error(self, exc: BaseException) -> None:
+        import traceback
+
+        self._entity.add_exception(exc, traceback.extract_tb(exc.__traceback__))
+
+
+class XRayTracer:
+    def __init__(self, *, service: str) -> None:
+        from aws_xray_sdk.core import patch, xray_recorder
+
+        self._in_lambda = "LAMBDA_TASK_ROOT" in os.environ
+        options: dict[str, Any] = {"service": service, "context_missing": "IGNORE_ERROR"}
+        if not self._in_lambda:
+            # Locally every trace is kept; centralised sampling rules need a real daemon.
+            from aws_xray_sdk.core.sampling.local.sampler import LocalSampler
+
+            options["sampler"] = LocalSampler(
+                {"version": 2, "rules": [], "default": {"fixed_target": 1, "rate": 1.0}})
+        xray_recorder.configure(**options)
+        patch(("botocore",))
+        self._recorder = xray_recorder
+
+    @contextmanager
+    def invocation(self, name: str, *, function: str, trace_header: str | None = None) -> Iterator[_XRaySpan]:
+        recorder = self._recorder
         if self._in_lambda:
             subsegment = recorder.begin_subsegment(name)
             segment = recorder.current_segment()
