@@ -277,7 +277,7 @@ def main() -> None:
         ours, theirs = pipeline(photo), naive(photo)
         scores = {name: ssim(ours[name], theirs[name]) for name in ("small", "medium", "large")}
         print("  quality vs naive   " + "   ".join(f"{n} SSIM {v:.4f}" for n, v in scores.items())
-              + f"   (goal >= 0.98)")
+              + "   (goal >= 0.98)")
         print("  bytes              " + "   ".join(
             f"{n} {len(ours[n]) / 1024:.0f} KiB (naive {len(theirs[n]) / 1024:.0f})" for n in scores))
 

@@ -195,7 +195,7 @@ def test_a_twin_that_finishes_first_wins_and_the_other_delivery_gives_way(world)
 @pytest.mark.parametrize("key", [
     "uploads/alice-sub/not-a-product/whatever",
     "elsewhere/file.jpg",
-    f"uploads/alice-sub/01KQ0000000000000000000000/01KQ0000000000000000000001",
+    "uploads/alice-sub/01KQ0000000000000000000000/01KQ0000000000000000000001",
 ])
 def test_an_upload_under_a_key_without_a_record_is_ignored(world, key):
     assert world.service.process_upload(key).outcome == "ignored"
