@@ -105,6 +105,8 @@ def test_requests_are_traced_into_the_xray_api_with_annotations(stack):
 def _port_is_free(url: str) -> bool:
     host, port = url.rsplit("/", 1)[-1].split(":")
     with socket.socket() as s:
+        # As the stack binds on start: a closed connection's TIME_WAIT must not count as "held".
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, int(port)))
         except OSError:
