@@ -124,9 +124,11 @@ class LocalStack:
             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing"})
 
+        from devstack.moto_isolation import install as isolate_moto_requests
         from devstack.moto_speedups import install as speed_up_moto
 
         speed_up_moto()
+        isolate_moto_requests()
         moto = ThreadedMotoServer(ip_address=o.host, port=aws_port, verbose=False)
         moto.start()
         self._stoppers.append(("aws", moto.stop))

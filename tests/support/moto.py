@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 from moto.server import ThreadedMotoServer
 
+from devstack import moto_isolation
+
 __all__ = ["free_port", "running_moto_server"]
 
 
@@ -27,6 +29,7 @@ def running_moto_server(host: str = "127.0.0.1") -> Iterator[str]:
     """
     # Werkzeug logs one line per request, which buries a failing test's own output.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    moto_isolation.install()  # as the local stack does: DynamoDB's atomicity under concurrency
     port = free_port(host)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
