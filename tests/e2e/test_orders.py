@@ -1,0 +1,167 @@
+"""Orders on the running stack, as a buyer and an operator meet them: a burst levelled through the
+queue without overselling, a poison message dead-lettered while good orders flow, one trace."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from chalicelib.config import orders_max_concurrency
+from devstack.chalice_config import StageConfig
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _client(stack: Any, service: str) -> Any:
+    return boto3.client(service, endpoint_url=stack.endpoints["aws_endpoint"], region_name=stack.endpoints["region"],
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def _product(stack: Any, stock: int) -> str:
+    seller = stack.token(f"seller-{uuid.uuid4().hex[:8]}")
+    created = requests.post(f"{stack.endpoints['api']}/products", headers=_auth(seller), timeout=10,
+                            json={"name": "Lamp", "price_cents": 5000, "currency": "EUR", "stock": stock})
+    assert created.status_code == 201, created.text
+    return created.json()["id"]
+
+
+def _stock(stack: Any, product_id: str) -> int:
+    return requests.get(f"{stack.endpoints['api']}/products/{product_id}", timeout=10).json()["stock"]
+
+
+def _wait_until_terminal(stack: Any, token: str, order_ids: list[str], timeout: float = 90) -> dict[str, dict]:
+    """Each order as GET /orders/{id} shows it once it is confirmed or rejected."""
+    api, pending, done = stack.endpoints["api"], set(order_ids), {}
+    deadline = time.monotonic() + timeout
+    with requests.Session() as http:
+        while pending and time.monotonic() < deadline:
+            for order_id in sorted(pending):
+                order = http.get(f"{api}/orders/{order_id}", headers=_auth(token), timeout=10).json()
+                if order["status"] != "queued":
+                    done[order_id] = order
+                    pending.discard(order_id)
+            if pending:
+                time.sleep(0.3)
+    assert not pending, f"{len(pending)} orders still queued after {timeout} s"
+    return done
+
+
+def test_a_burst_is_levelled_through_the_queue_and_never_oversells(stack):
+    stock, orders, clients = 20, 60, 8
+    product_id = _product(stack, stock)
+    buyer = stack.token(f"buyer-{uuid.uuid4().hex[:8]}")
+    api = stack.endpoints["api"]
+    accepted: list[str] = []
+    refused: list[requests.Response] = []
+    lowest_stock_seen = [stock]
+    burst_over = threading.Event()
+
+    def client(count: int) -> None:
+        with requests.Session() as http:
+            for _ in range(count):
+                response = http.post(f"{api}/orders", headers=_auth(buyer), timeout=30,
+                                     json={"product_id": product_id, "quantity": 1})
+                (accepted.append(response.json()["order_id"]) if response.status_code == 202
+                 else refused.append(response))
+
+    def watch_the_stock() -> None:
+        while not burst_over.is_set():
+            lowest_stock_seen[0] = min(lowest_stock_seen[0], _stock(stack, product_id))
+
+    watcher = threading.Thread(target=watch_the_stock)
+    watcher.start()
+    threads = [threading.Thread(target=client, args=(orders // clients + (i < orders % clients),))
+               for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert refused == [] and len(accepted) == orders
+    outcomes = _wait_until_terminal(stack, buyer, accepted)
+    burst_over.set()
+    watcher.join()
+
+    assert Counter(o["status"] for o in outcomes.values()) == {"confirmed": stock, "rejected": orders - stock}
+    assert {o.get("reason") for o in outcomes.values() if o["status"] == "rejected"} == {"out_of_stock"}
+    assert _stock(stack, product_id) == 0
+    assert lowest_stock_seen[0] >= 0
+    consumer = requests.get(f"{stack.endpoints['trace_viewer']}/api/stats", timeout=10).json()["functions"][
+        "consume_orders"]
+    cap = orders_max_concurrency(StageConfig("dev").environment())
+    assert 1 <= consumer["max_in_flight"] <= cap
+    assert consumer["records_delivered"] >= orders
+
+
+def test_a_poison_message_ends_in_the_dead_letter_queue_while_good_orders_flow(stack):
+    queues = stack.endpoints["queues"]
+    sqs = _client(stack, "sqs")
+    redrive = json.loads(sqs.get_queue_attributes(QueueUrl=queues["OrdersQueue"], AttributeNames=["RedrivePolicy"])[
+        "Attributes"]["RedrivePolicy"])
+    poison = stack.aws("sqs", "send-message", "--queue-url", queues["OrdersQueue"],
+                       "--message-body", '{"type": "OrderPlaced", "version": 1, "quantity": "lots"}')["MessageId"]
+    product_id = _product(stack, stock=5)
+    buyer = stack.token(f"buyer-{uuid.uuid4().hex[:8]}")
+    placed = []
+    for _ in range(3):
+        response = requests.post(f"{stack.endpoints['api']}/orders", headers=_auth(buyer), timeout=10,
+                                 json={"product_id": product_id, "quantity": 1})
+        assert response.status_code == 202
+        placed.append(response.json()["order_id"])
+
+    outcomes = _wait_until_terminal(stack, buyer, placed)
+
+    assert {o["status"] for o in outcomes.values()} == {"confirmed"}
+    dead: list[dict] = []
+    deadline = time.monotonic() + 120
+    while not dead and time.monotonic() < deadline:
+        dead = [m for m in sqs.receive_message(QueueUrl=queues["OrdersQueueDeadLetterQueue"], WaitTimeSeconds=1,
+                                               MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+                                               ).get("Messages", []) if m["MessageId"] == poison]
+    assert dead, "the poison message never reached the dead-letter queue"
+    assert int(dead[0]["Attributes"]["ApproximateReceiveCount"]) > redrive["maxReceiveCount"]
+    assert _stock(stack, product_id) == 2
+
+
+def test_the_order_request_and_its_consumer_share_one_trace(stack):
+    product_id = _product(stack, stock=5)
+    buyer = stack.token(f"buyer-{uuid.uuid4().hex[:8]}")
+    response = requests.post(f"{stack.endpoints['api']}/orders", headers=_auth(buyer), timeout=10,
+                             json={"product_id": product_id, "quantity": 1})
+    assert response.status_code == 202
+    order_id = response.json()["order_id"]
+    trace_id = response.headers["X-Amzn-Trace-Id"].split("=", 1)[1]
+
+    xray = _client(stack, "xray")
+    documents: list[dict] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(documents) < 2:
+        traces = xray.batch_get_traces(TraceIds=[trace_id])["Traces"]
+        documents = [json.loads(s["Document"]) for t in traces for s in t["Segments"]]
+        time.sleep(0.5)
+    assert len(documents) >= 2, f"only {len(documents)} segment(s) in the order's trace"
+
+    consumer = next(d for d in documents if d["name"].endswith("consume_orders"))
+    request = next(d for d in documents if any(s["name"] == "POST /orders" for s in d.get("subsegments", [])))
+    record = consumer["subsegments"][0]
+    assert record["annotations"]["order_id"] == order_id
+    assert record["annotations"]["product_id"] == product_id
+    assert record["annotations"]["outcome"] == "confirmed"
+
+    def ids(entity: dict) -> set[str]:
+        return {entity["id"]}.union(*(ids(s) for s in entity.get("subsegments", [])))
+
+    assert consumer["parent_id"] in ids(request)  # it continues the request's SendMessage call
+    assert order_id in json.dumps(request)  # the request's own annotation
