@@ -1,7 +1,8 @@
-"""Bulk import through the running local stack, against a naive serial importer, in one run.
+"""Bulk import through the local stack, against a naive serial importer, in one run.
 
-    make run                                   # in another terminal
     .venv/bin/python bench/import.py [--rows 10000] [--bad-every 40]
+
+Uses the running stack (`make run`, or DEVSTACK_DIR's) when there is one, else starts one.
 
 1. Pipeline: POST /imports, upload a CSV of `--rows` rows (every `--bad-every`-th row invalid)
    to the presigned form, watch GET /imports/{id} until the job ends. Time to final status runs
@@ -35,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from chalicelib.domain.imports import FINAL_STATUSES, RowError, parse_row, records  # noqa: E402
 from chalicelib.domain.ids import new_id  # noqa: E402
+from bench.stack import local_stack  # noqa: E402
 from devstack.tokens import issue_token  # noqa: E402
 
 _WRITES = {"BatchWriteItem", "PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"}
@@ -61,13 +63,9 @@ def make_csv(rows: int, bad_every: int) -> tuple[bytes, int]:
 
 
 class Stack:
-    def __init__(self) -> None:
-        state = Path(os.environ.get("DEVSTACK_DIR", ROOT / ".devstack"))
-        try:
-            self.e = json.loads((state / "endpoints.json").read_text())
-        except FileNotFoundError:
-            sys.exit(f"no {state}/endpoints.json: start the stack with `make run` first")
-        self.api = self.e["api"]
+    def __init__(self, endpoints: dict[str, Any]) -> None:
+        self.e = endpoints
+        self.api = endpoints["api"]
 
     def client(self, service: str) -> Any:
         return boto3.client(service, endpoint_url=self.e["aws_endpoint"], region_name=self.e["region"],
@@ -202,7 +200,11 @@ def main() -> int:
     parser.add_argument("--bad-every", type=int, default=40)
     parser.add_argument("--skip-naive", action="store_true", help="only the pipeline")
     args = parser.parse_args()
-    stack = Stack()
+    with local_stack() as endpoints:
+        return bench(Stack(endpoints), args)
+
+
+def bench(stack: Stack, args: argparse.Namespace) -> int:
     body, bad = make_csv(args.rows, args.bad_every)
     print(f"CSV: {args.rows:,} rows ({bad} invalid), {len(body) / 1024:.0f} KiB; stack at {stack.api}")
 
