@@ -349,10 +349,12 @@ class EventSourceEmulator:
         with self._lock:
             function = self._functions.get(name)
             if function is None:
+                handler = self._app.handler_map[name]
+                _build_middleware_chain(handler)
                 function = _Function(
                     name=name,
                     function_name=self._prefix + name,
-                    handler=self._app.handler_map[name],
+                    handler=handler,
                     settings=self._settings_for(name),
                 )
                 self._functions[name] = function
@@ -761,6 +763,19 @@ class _AsyncMapping(_Mapping):
 
 
 # -- event shapes -----------------------------------------------------------------------------
+
+
+def _build_middleware_chain(handler: Any) -> None:
+    """What Chalice's EventSourceHandler does on its first call, done once before any thread calls.
+
+    Chalice builds the chain from a generator on the first call; two threads making that call at
+    once get "generator already executing", or a chain without the middleware. Lambda never runs
+    one container twice at once, so Chalice has no lock; the emulator does run functions in
+    parallel threads of one process.
+    """
+    if getattr(handler, "handler", False) is None and hasattr(handler, "_build_middleware_handlers"):
+        handler.handler = handler._build_middleware_handlers(
+            handler.middleware_handlers, original_handler=handler.func)
 
 
 def _sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:

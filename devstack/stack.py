@@ -187,8 +187,11 @@ class LocalStack:
         return importlib.import_module("app").app
 
     def _serve_api(self, app: Any, stage: Any, port: int) -> Any:
-        from chalice.local import create_local_server
+        from chalice.local import ThreadedHTTPServer, create_local_server
 
+        # socketserver's default listen backlog is 5: a burst of clients (the orders benchmark's
+        # 16 threads) overflowed it and saw connections reset. Set before the server listens.
+        ThreadedHTTPServer.request_queue_size = 128
         server = create_local_server(app, stage.chalice, self.options.host, port)
         thread = threading.Thread(target=server.server.serve_forever, name="api", daemon=True)
         thread.start()

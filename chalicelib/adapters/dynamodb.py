@@ -7,22 +7,23 @@ exceptions here; nothing above this module sees pynamodb.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from pynamodb.attributes import (
     MapAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute, VersionAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DeleteError, TransactWriteError, UpdateError
+from pynamodb.exceptions import DeleteError, PynamoDBException, TransactWriteError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.image_table import product_images
-from chalicelib.domain.errors import ConditionNotMet, KeyAlreadyUsed
+from chalicelib.domain.errors import ConditionNotMet, DependencyUnavailable, KeyAlreadyUsed
 from chalicelib.domain.idempotency import IdempotencyRecord, StoredResponse
 from chalicelib.domain.paging import Page
 from chalicelib.domain.products import Product
@@ -129,17 +130,35 @@ def is_transient(exc: Exception) -> bool:
     return code in _TRANSIENT
 
 
+def _answers_throttling(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Throttling and service hiccups become DependencyUnavailable (the API answers 503)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except PynamoDBException as exc:
+            if is_transient(exc):
+                raise DependencyUnavailable(
+                    f"DynamoDB is busy ({exc.cause_response_code}); retry shortly") from exc
+            raise
+
+    return wrapper
+
+
 class PynamoProductRepository:
     def __init__(self, models: Models) -> None:
         self._models = models
         self._product = models.product
 
+    @_answers_throttling
     def get(self, product_id: str) -> Product | None:
         try:
             return _to_product(self._product.get(product_id, consistent_read=True))
         except self._product.DoesNotExist:
             return None
 
+    @_answers_throttling
     def add(self, product: Product, remember: IdempotencyRecord | None = None) -> None:
         item = self._product(
             product.id, owner=product.owner, name=product.name, description=product.description,
@@ -150,6 +169,7 @@ class PynamoProductRepository:
             return
         save_remembering(item, remember, self._models.idempotency)
 
+    @_answers_throttling
     def update(self, product_id: str, *, owner: str, expected_version: int,
                changes: dict[str, Any], now: datetime) -> Product:
         cls = self._product
@@ -164,6 +184,7 @@ class PynamoProductRepository:
             raise
         return _to_product(item)
 
+    @_answers_throttling
     def delete(self, product_id: str, *, owner: str, expected_version: int | None) -> None:
         cls = self._product
         item = cls(product_id)
@@ -176,6 +197,7 @@ class PynamoProductRepository:
                 raise ConditionNotMet(product_id) from None
             raise
 
+    @_answers_throttling
     def list(self, *, owner: str | None, limit: int, after: str | None) -> Page[Product]:
         cls = self._product
         if owner is not None:
@@ -196,6 +218,7 @@ class PynamoIdempotencyStore:
     def __init__(self, models: Models) -> None:
         self._record = models.idempotency
 
+    @_answers_throttling
     def get(self, key: str, now: datetime) -> IdempotencyRecord | None:
         try:
             item = self._record.get(key, consistent_read=True)

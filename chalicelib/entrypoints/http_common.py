@@ -44,6 +44,12 @@ _ERRORS: list[tuple[type[Exception], int, str]] = [
 ]
 
 
+_EXTRA_HEADERS = {
+    401: {"WWW-Authenticate": 'Bearer realm="storefront"'},
+    503: {"Retry-After": "1"},  # what was unavailable (throttling, the JWKS) is usually back soon
+}
+
+
 def _answers_errors(view: Callable[..., Any]) -> Callable[..., Any]:
     """Turn the project's exceptions into Chalice-shaped error responses."""
 
@@ -54,7 +60,7 @@ def _answers_errors(view: Callable[..., Any]) -> Callable[..., Any]:
         except errors.StorefrontError as exc:
             for kind, status, code in _ERRORS:
                 if isinstance(exc, kind):
-                    headers = {"WWW-Authenticate": 'Bearer realm="storefront"'} if status == 401 else None
+                    headers = _EXTRA_HEADERS.get(status)
                     return error_response(status, code, str(exc), headers)
             raise
 

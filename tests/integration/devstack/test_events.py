@@ -931,3 +931,28 @@ def test_stop_lets_the_in_flight_invocation_finish_and_leaves_no_threads(sqs, em
     assert finished.is_set()
     assert depth(sqs, url) == 0
     assert [t.name for t in threading.enumerate() if prefix in t.name] == []
+
+
+
+def test_middleware_chains_are_built_before_any_thread_invokes(sqs, emulate):
+    # Chalice builds a handler's middleware chain on its first call, from a generator: two threads
+    # making that first call at once fail ("generator already executing") or skip the middleware.
+    # The emulator builds every chain when it starts, before its threads call anything.
+    name = unique("firstcalls")
+    make_queue(sqs, name)
+    app = Chalice("probe")
+    through_middleware: list[str] = []
+
+    @app.middleware("sqs")
+    def count(event, get_response):
+        through_middleware.append(event.context.aws_request_id)
+        return get_response(event)
+
+    @app.on_sqs_message(queue=name, batch_size=1)
+    def first(event):
+        return None
+
+    emulate(app)
+
+    assert app.handler_map["first"].handler is not None
+    assert through_middleware == []
