@@ -15,6 +15,8 @@ from typing import Any
 import boto3
 import jwt
 import pytest
+
+from tests.integration.app.orders_helpers import OrdersQueue
 from chalice.test import Client
 from pynamodb.signals import pre_dynamodb_send
 
@@ -123,3 +125,11 @@ def aws_calls() -> Iterator[Counter[str]]:
         yield calls
     finally:
         pre_dynamodb_send.disconnect(count)
+
+
+@pytest.fixture
+def orders_queue(stack) -> Iterator[OrdersQueue]:
+    queue = OrdersQueue(stack.client("sqs"), stack.provisioned.env()["ORDERS_QUEUE"], "us-east-1")
+    queue.drain()
+    yield queue
+    queue.forget_received()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -14,6 +13,7 @@ from botocore.awsrequest import AWSResponse
 from pynamodb.signals import pre_dynamodb_send
 
 from tests.integration.app.helpers import PRODUCT, User, body_of, create
+from tests.support.sqs import LambdaQueue
 
 __all__ = ["new_product", "request_upload", "post_file", "images_of", "policy_of", "ImageUploadsQueue",
            "failing_s3", "conflicting_transactions"]
@@ -48,52 +48,12 @@ def policy_of(ticket: dict[str, Any]) -> dict[str, Any]:
     return json.loads(base64.b64decode(ticket["upload"]["fields"]["policy"]))
 
 
-class ImageUploadsQueue:
-    """The real ImageUploadsQueue (fed by the uploads bucket's notifications), read as Lambda's
-    event source mapping reads it."""
+class ImageUploadsQueue(LambdaQueue):
+    """The real ImageUploadsQueue (fed by the uploads bucket's notifications)."""
 
-    def __init__(self, sqs: Any, url: str, region: str = "us-east-1") -> None:
-        self.sqs = sqs
-        self.url = url
-        self.region = region
-        self.arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-
-    def drain(self) -> None:
-        while messages := self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages"):
-            self.delete(messages)
-
-    def receive(self, count: int, timeout: float = 10) -> list[dict[str, Any]]:
-        """`count` messages, skipping S3's s3:TestEvent; fails when fewer arrive."""
-        messages: list[dict[str, Any]] = []
-        deadline = time.monotonic() + timeout
-        while len(messages) < count and time.monotonic() < deadline:
-            for message in self.sqs.receive_message(
-                    QueueUrl=self.url, MaxNumberOfMessages=min(10, count - len(messages)), WaitTimeSeconds=1,
-                    MessageSystemAttributeNames=["All"]).get("Messages", []):
-                if "s3:TestEvent" in message["Body"]:
-                    self.delete([message])
-                else:
-                    messages.append(message)
-        assert len(messages) == count, f"expected {count} upload notifications, got {len(messages)}"
-        return messages
-
-    def make_visible(self, messages: list[dict[str, Any]]) -> None:
-        """What SQS does when a failed record's visibility timeout ends."""
-        for message in messages:
-            self.sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"],
-                                               VisibilityTimeout=0)
-
-    def delete(self, messages: list[dict[str, Any]]) -> None:
-        for message in messages:
-            self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
-
-    def event(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
-        """Lambda's SQS event for `messages`."""
-        return {"Records": [{
-            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-            "md5OfBody": m["MD5OfBody"], "attributes": m.get("Attributes", {}), "messageAttributes": {},
-            "eventSource": "aws:sqs", "eventSourceARN": self.arn, "awsRegion": self.region,
-        } for m in messages]}
+    def receive(self, count: int, timeout: float = 10, skip: Any = None) -> list[dict[str, Any]]:
+        """`count` upload notifications, skipping (and deleting) S3's s3:TestEvent."""
+        return super().receive(count, timeout, skip=lambda message: "s3:TestEvent" in message["Body"])
 
 
 @contextmanager

@@ -12,58 +12,17 @@ from typing import Any
 import requests
 from botocore.awsrequest import AWSResponse
 
+from tests.support.sqs import LambdaQueue
+
 __all__ = ["upload", "Queue", "TopicTap", "failing_batch_writes"]
 
-_RECORD_ATTRIBUTES = ("ApproximateReceiveCount", "SentTimestamp", "SenderId",
-                      "ApproximateFirstReceiveTimestamp", "AWSTraceHeader")
+Queue = LambdaQueue  # the imports' upload and chunk queues
 
 
 def upload(form: dict[str, Any], body: bytes) -> requests.Response:
     """POST `body` to a presigned form, as `curl -F` does."""
     return requests.post(form["url"], data=form["fields"], files={"file": ("products.csv", body, "text/csv")},
                          timeout=30)
-
-
-class Queue:
-    """A real queue, read as Lambda's event source mapping reads it."""
-
-    def __init__(self, sqs: Any, url: str, region: str = "us-east-1") -> None:
-        self.sqs = sqs
-        self.url = url
-        self.region = region
-        self.arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-
-    def drain(self) -> None:
-        while messages := self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10,
-                                                   WaitTimeSeconds=0).get("Messages", []):
-            self.delete(messages)
-
-    def receive(self, count: int, timeout: float = 10) -> list[dict[str, Any]]:
-        """Exactly `count` messages (fails when fewer arrive)."""
-        messages: list[dict[str, Any]] = []
-        deadline = time.monotonic() + timeout
-        while len(messages) < count and time.monotonic() < deadline:
-            messages += self.sqs.receive_message(
-                QueueUrl=self.url, MaxNumberOfMessages=min(10, count - len(messages)), WaitTimeSeconds=1,
-                MessageSystemAttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
-        assert len(messages) == count, f"expected {count} messages, got {len(messages)}"
-        return messages
-
-    def delete(self, messages: list[dict[str, Any]]) -> None:
-        for message in messages:
-            self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
-
-    def event(self, *messages: dict[str, Any]) -> dict[str, Any]:
-        """Lambda's SQS event for `messages`."""
-        return {"Records": [{
-            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-            "md5OfBody": m["MD5OfBody"],
-            "attributes": {k: v for k, v in m.get("Attributes", {}).items() if k in _RECORD_ATTRIBUTES},
-            "messageAttributes": {name: {"stringValue": value.get("StringValue"), "dataType": value["DataType"],
-                                         "stringListValues": [], "binaryListValues": []}
-                                  for name, value in m.get("MessageAttributes", {}).items()},
-            "eventSource": "aws:sqs", "eventSourceARN": self.arn, "awsRegion": self.region,
-        } for m in messages]}
 
 
 class TopicTap:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +14,7 @@ from botocore.awsrequest import AWSResponse
 from pynamodb.signals import pre_dynamodb_send
 
 from tests.integration.app.helpers import PRODUCT, User, body_of, create
+from tests.support.sqs import LambdaQueue
 
 __all__ = ["new_product", "place", "stock_of", "read_order", "OrdersQueue", "DynamoDBWire"]
 
@@ -40,78 +40,24 @@ def read_order(api: Any, buyer: User, order_id: str) -> dict[str, Any]:
     return body_of(response)
 
 
-class OrdersQueue:
-    """The real OrdersQueue, read as Lambda's event source mapping reads it."""
+class OrdersQueue(LambdaQueue):
+    """The real OrdersQueue; what a test received is deleted after it (`forget_received`)."""
 
     def __init__(self, sqs: Any, url: str, region: str) -> None:
-        self.sqs = sqs
-        self.url = url
-        self.region = region
+        super().__init__(sqs, url, region)
         self._received: list[dict[str, Any]] = []
-        self.arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-
-    def drain(self) -> None:
-        """Delete whatever is visible, so a test sees only its own messages (PurgeQueue is
-        allowed once a minute)."""
-        while True:
-            messages = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10,
-                                                WaitTimeSeconds=0).get("Messages", [])
-            if not messages:
-                return
-            self.delete(messages)
 
     def forget_received(self) -> None:
         """Delete what this test received, so nothing comes back into a later test."""
         self.delete(self._received)
         self._received.clear()
 
-    def receive(self, count: int, timeout: float = 10) -> list[dict[str, Any]]:
+    def receive(self, count: int, timeout: float = 10, skip: Any = None) -> list[dict[str, Any]]:
         """Exactly `count` messages (fails when fewer arrive, or more are there)."""
-        messages: list[dict[str, Any]] = []
-        deadline = time.monotonic() + timeout
-        while len(messages) < count and time.monotonic() < deadline:
-            messages += self.sqs.receive_message(
-                QueueUrl=self.url, MaxNumberOfMessages=min(10, count - len(messages)), WaitTimeSeconds=1,
-                MessageSystemAttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+        messages = super().receive(count, timeout)
         self._received += messages
-        assert len(messages) == count, f"expected {count} messages on the orders queue, got {len(messages)}"
         assert self.is_empty(), "more messages than expected on the orders queue"
         return messages
-
-    def is_empty(self) -> bool:
-        return not self.sqs.receive_message(QueueUrl=self.url, WaitTimeSeconds=0).get("Messages")
-
-    def send(self, body: str) -> str:
-        return self.sqs.send_message(QueueUrl=self.url, MessageBody=body)["MessageId"]
-
-    def make_visible(self, messages: list[dict[str, Any]]) -> None:
-        """What SQS does when a record's visibility timeout ends: the message comes back."""
-        for message in messages:
-            self.sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"],
-                                               VisibilityTimeout=0)
-
-    def delete(self, messages: list[dict[str, Any]]) -> None:
-        for message in messages:
-            try:
-                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
-            except self.sqs.exceptions.ReceiptHandleIsInvalid:
-                pass  # already deleted
-
-    def event(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
-        """Lambda's SQS event for `messages`, as the event source mapping builds it."""
-        records = []
-        for message in messages:
-            attributes = message.get("Attributes", {})
-            records.append({
-                "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"], "md5OfBody": message["MD5OfBody"],
-                "attributes": {k: v for k, v in attributes.items() if k in (
-                    "ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp",
-                    "AWSTraceHeader")},
-                "messageAttributes": {}, "eventSource": "aws:sqs", "eventSourceARN": self.arn,
-                "awsRegion": self.region,
-            })
-        return {"Records": records}
 
 
 def failed_ids(response: dict[str, Any]) -> set[str]:

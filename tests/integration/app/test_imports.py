@@ -77,7 +77,7 @@ def start(api: Any, user: User, body: bytes) -> str:
 
 def dispatch(invoke: Callable, uploads: Queue) -> None:
     (notification,) = uploads.receive(1)
-    assert invoke("dispatch_import", uploads.event(notification)) == {"batchItemFailures": []}
+    assert invoke("dispatch_import", uploads.event([notification])) == {"batchItemFailures": []}
     uploads.delete([notification])
 
 
@@ -140,7 +140,7 @@ def test_a_csv_becomes_products_exactly_like_those_the_api_creates(api, stack, a
     assert (running["status"], running["rows_total"], running["chunks_total"], running["chunks_done"]) == \
         ("running", 5, 2, 0)
     for message in chunks.receive(2):
-        assert invoke("import_chunk", chunks.event(message)) == {"batchItemFailures": []}
+        assert invoke("import_chunk", chunks.event([message])) == {"batchItemFailures": []}
 
     job = job_of(api, alice, job_id)
     assert {k: job[k] for k in ("status", "rows_total", "rows_imported", "rows_failed", "chunks_done")} == {
@@ -172,7 +172,7 @@ def test_an_imported_product_is_changed_and_deleted_like_any_other(api, alice, q
     uploads, chunks = queues
     job_id = start(api, alice, csv("Mug,,1200,EUR,5"))
     dispatch(invoke, uploads)
-    invoke("import_chunk", chunks.event(*chunks.receive(1)))
+    invoke("import_chunk", chunks.event(chunks.receive(1)))
     product_id = product_id_for(job_id, 2)
 
     changed = api.patch(f"/products/{product_id}", headers=alice.headers(**{"If-Match": '"1"'}),
@@ -188,7 +188,7 @@ def test_a_chunk_delivered_twice_is_counted_once_and_creates_no_duplicate(api, a
     first, second = chunks.receive(2)
 
     for message in (first, first, second, first, second):  # SQS delivers at least once
-        assert invoke("import_chunk", chunks.event(message)) == {"batchItemFailures": []}
+        assert invoke("import_chunk", chunks.event([message])) == {"batchItemFailures": []}
 
     job = job_of(api, alice, job_id)
     assert (job["status"], job["chunks_done"], job["rows_imported"]) == ("completed", 2, 5)
@@ -206,12 +206,12 @@ def test_a_worker_failing_mid_chunk_is_retried_and_every_row_lands_once(api, ali
 
         # Throttled after the first 25 products: the record fails and SQS will deliver it again.
         with failing_batch_writes(bootstrap.container().bulk_dynamodb, after=1):
-            failed = invoke("import_chunk", chunks.event(message))
+            failed = invoke("import_chunk", chunks.event([message]))
         assert failed == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
         assert len(products_of(api, alice.sub)) == 25
         assert job_of(api, alice, job_id)["rows_imported"] == 0
 
-        assert invoke("import_chunk", chunks.event(message)) == {"batchItemFailures": []}
+        assert invoke("import_chunk", chunks.event([message])) == {"batchItemFailures": []}
     finally:
         bootstrap.install(bootstrap.build(dataclasses.replace(load_settings(), import_chunk_rows=CHUNK_ROWS)))
 
@@ -240,7 +240,7 @@ def test_the_last_two_chunks_finishing_at_once_end_the_job_once(api, stack, alic
     results: list[Any] = []
     pre_dynamodb_send.connect(hold, weak=False)
     try:
-        workers = [threading.Thread(target=lambda m=m: results.append(invoke("import_chunk", chunks.event(m))),
+        workers = [threading.Thread(target=lambda m=m: results.append(invoke("import_chunk", chunks.event([m]))),
                                     name=f"worker-{i}") for i, m in enumerate(messages)]
         for worker in workers:
             worker.start()

@@ -21,14 +21,6 @@ UNKNOWN_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 
 
 @pytest.fixture
-def orders_queue(stack) -> Iterator[OrdersQueue]:
-    queue = OrdersQueue(stack.client("sqs"), stack.provisioned.env()["ORDERS_QUEUE"], "us-east-1")
-    queue.drain()
-    yield queue
-    queue.forget_received()
-
-
-@pytest.fixture
 def sqs_calls() -> Iterator[list[dict[str, Any]]]:
     """The parameters of every SQS call the app makes (on the container's one SQS client)."""
     calls: list[dict[str, Any]] = []

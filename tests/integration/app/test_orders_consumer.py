@@ -26,14 +26,6 @@ pytestmark = pytest.mark.timeout(90)
 THROTTLED = "ProvisionedThroughputExceededException"
 
 
-@pytest.fixture
-def orders_queue(stack) -> Iterator[OrdersQueue]:
-    queue = OrdersQueue(stack.client("sqs"), stack.provisioned.env()["ORDERS_QUEUE"], "us-east-1")
-    queue.drain()
-    yield queue
-    queue.forget_received()
-
-
 @pytest.fixture(scope="module")
 def consume(stack) -> Iterator[Callable[[dict[str, Any]], dict[str, Any]]]:
     """Invoke consume_orders with an SQS event, through chalice.test's Lambda client."""
