@@ -4,7 +4,6 @@ received from the real OrdersQueue: one atomic write per order, redelivery, pois
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from tests.integration.app.helpers import body_of
 from tests.integration.app.orders_helpers import (
     DynamoDBWire, OrdersQueue, failed_ids, new_product, place, read_order, stock_of,
 )
+from tests.support.threads import frequent_thread_switches  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -270,17 +270,6 @@ def test_a_transaction_cancelled_by_a_conflict_is_retried_not_rejected(api, alic
 
 
 # Concurrent consumers
-
-
-@pytest.fixture
-def frequent_thread_switches() -> Iterator[None]:
-    """Switch threads often (consumers and moto share this process), so races show up."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
 
 
 @pytest.mark.timeout(120)

@@ -3,7 +3,6 @@ all-or-nothing and isolated, so conditional stock decrements never oversell and 
 
 from __future__ import annotations
 
-import sys
 import threading
 import uuid
 from collections import Counter
@@ -12,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from devstack import moto_speedups
+from tests.support.threads import frequent_thread_switches  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,17 +27,6 @@ def ddb(aws):
                             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
                             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
     return client
-
-
-@pytest.fixture
-def frequent_thread_switches() -> Iterator[None]:
-    """Switch threads often (the server runs in this process), so races show up in a short test."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
 
 
 def _confirm(order_id: str) -> list[dict]:
