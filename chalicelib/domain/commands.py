@@ -12,7 +12,8 @@ from pydantic_core import PydanticCustomError
 
 from chalicelib.domain.errors import InvalidInput
 
-__all__ = ["CreateProduct", "UpdateProduct", "PlaceOrder", "parse_command", "MAX_BODY_BYTES"]
+__all__ = ["CreateProduct", "UpdateProduct", "PlaceOrder", "parse_command", "MAX_BODY_BYTES",
+           "absent_not_null"]
 
 # The largest valid product is ~26.5 KB as ASCII-escaped JSON (json.dumps' default), where a
 # character outside the BMP is a 12-byte surrogate pair: 2,200 such characters of name and
@@ -24,6 +25,31 @@ Description = Annotated[str, StringConstraints(max_length=2000)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 PriceCents = Annotated[int, Field(ge=0, le=1_000_000_000, strict=True)]
 Stock = Annotated[int, Field(ge=0, le=1_000_000, strict=True)]
+
+
+def absent_not_null(schema: dict[str, Any]) -> None:
+    """JSON Schema hook: an optional field may be left out, but null is not one of its values.
+
+    pydantic writes `X | None = None` as "X or null"; for these models None only means absent.
+    """
+    required = set(schema.get("required", ()))
+    for name, prop in schema.get("properties", {}).items():
+        variants = prop.get("anyOf")
+        if name in required or not variants:
+            continue
+        kept = [v for v in variants if v != {"type": "null"}]
+        if len(kept) == 1:
+            del prop["anyOf"]
+            prop.update(kept[0])
+        else:
+            prop["anyOf"] = kept
+        if prop.get("default", ...) is None:
+            del prop["default"]
+
+
+def _update_schema(schema: dict[str, Any]) -> None:
+    absent_not_null(schema)
+    schema["minProperties"] = 1
 
 
 class _Command(BaseModel):
@@ -43,6 +69,8 @@ class CreateProduct(_Command):
 class UpdateProduct(_Command):
     """Body of PATCH /products/{id}: any non-empty subset of the product's fields."""
 
+    model_config = ConfigDict(json_schema_extra=_update_schema)
+
     name: Name | None = None
     description: Description | None = None
     price_cents: PriceCents | None = None
@@ -59,9 +87,6 @@ class UpdateProduct(_Command):
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
-
-
-
 
 
 _MESSAGES = {
