@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import logging
@@ -187,12 +188,24 @@ class LocalStack:
         return importlib.import_module("app").app
 
     def _serve_api(self, app: Any, stage: Any, port: int) -> Any:
-        from chalice.local import ThreadedHTTPServer, create_local_server
+        from chalice.local import ChaliceRequestHandler, ThreadedHTTPServer, create_local_server
+
+        class AnyMethodHandler(ChaliceRequestHandler):
+            """http.server answers a method with no do_<METHOD> (TRACE, QUERY, ...) with an HTML 501
+            of its own; API Gateway answers such methods with a 4xx. Hand every method to the app,
+            which answers 405 in its error shape for a method the route does not have."""
+
+            def __getattr__(self, name: str) -> Any:
+                if name.startswith("do_"):
+                    return self._generic_handle
+                raise AttributeError(name)
 
         # socketserver's default listen backlog is 5: a burst of clients (the orders benchmark's
         # 16 threads) overflowed it and saw connections reset. Set before the server listens.
         ThreadedHTTPServer.request_queue_size = 128
         server = create_local_server(app, stage.chalice, self.options.host, port)
+        server.server.RequestHandlerClass = functools.partial(
+            AnyMethodHandler, app_object=app, config=stage.chalice)
         thread = threading.Thread(target=server.server.serve_forever, name="api", daemon=True)
         thread.start()
 

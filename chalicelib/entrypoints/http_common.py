@@ -94,6 +94,14 @@ def caller(request: Request) -> Caller:
     return container().verifier.verify(token.strip())
 
 
+def _number(text: str) -> float | int:
+    """A JSON number with a fraction or exponent: 2.0 and 2e0 are the integer 2, as JSON Schema
+    says (the OpenAPI document's "integer" admits them, and clients that only have floats send them)."""
+    value = float(text)
+    # Beyond 2**53 a float no longer holds every integer: left a float, it fails "must be an integer".
+    return int(value) if value.is_integer() and abs(value) <= 2**53 else value
+
+
 def json_body(request: Request, max_bytes: int) -> Any:
     """The parsed JSON body; raises InvalidInput("body") when absent, too large or malformed."""
     raw = request.raw_body or b""
@@ -102,7 +110,7 @@ def json_body(request: Request, max_bytes: int) -> Any:
     if not raw.strip():
         raise errors.InvalidInput("body", "a JSON object is required")
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_float=_number)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.InvalidInput("body", f"is not valid JSON ({exc})") from None
 

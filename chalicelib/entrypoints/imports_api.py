@@ -9,7 +9,7 @@ from chalice import Blueprint, Response
 from chalicelib.bootstrap import container
 from chalicelib.domain import errors
 from chalicelib.domain.imports import ImportJob
-from chalicelib.entrypoints.http_common import caller, routes
+from chalicelib.entrypoints.http_common import caller, json_body, routes
 from chalicelib.entrypoints.representations import iso
 
 __all__ = ["api", "import_job_json"]
@@ -32,9 +32,8 @@ def import_job_json(job: ImportJob) -> dict[str, Any]:
 @route("/imports", methods=["POST"])
 def create_import() -> Response:
     who = caller(api.current_request)
-    raw = (api.current_request.raw_body or b"").strip()
     # The import takes no options: its content is the file. An empty body or {} is accepted.
-    if raw not in (b"", b"{}"):
+    if (api.current_request.raw_body or b"").strip() and json_body(api.current_request, 1024) != {}:
         raise errors.InvalidInput("body", "takes no fields: POST an empty body, then upload the CSV "
                                           "with the returned form")
     created = container().imports.create(who)
