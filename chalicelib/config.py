@@ -45,6 +45,9 @@ UPLOADS_BUCKET = "UPLOADS_BUCKET"
 MEDIA_BUCKET = "MEDIA_BUCKET"
 # How long a rendition URL in a product's JSON stays valid; presigned at every read.
 MEDIA_URL_TTL_SECONDS = "MEDIA_URL_TTL_SECONDS"
+# Browser origins allowed to call the API (comma-separated, exact, e.g. "https://shop.example.com");
+# none by default, so no page on another origin can read an answer.
+CORS_ALLOW_ORIGINS = "CORS_ALLOW_ORIGINS"
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class Settings:
     cleanup_state_table: str = ""
     cleanup_max_items: int = 1000
     cleanup_max_listed: int = 20_000
+    cors_allow_origins: frozenset[str] = frozenset()
 
     @property
     def issuer(self) -> str:
@@ -118,6 +122,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cleanup_state_table=env.get(CLEANUP_STATE_TABLE, ""),
         cleanup_max_items=int(env.get(CLEANUP_MAX_ITEMS, "1000")),
         cleanup_max_listed=int(env.get(CLEANUP_MAX_LISTED, "20000")),
+        cors_allow_origins=frozenset(
+            o.strip().rstrip("/") for o in env.get(CORS_ALLOW_ORIGINS, "").split(",") if o.strip()),
     )
 
 

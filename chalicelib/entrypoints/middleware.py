@@ -12,6 +12,7 @@ from chalice.app import Request, SQSEvent
 
 from chalicelib.adapters.logs import logger
 from chalicelib.bootstrap import container
+from chalicelib.entrypoints.cors import cors_headers
 
 __all__ = ["http_middleware", "event_middleware"]
 
@@ -41,6 +42,7 @@ def http_middleware(request: Request, get_response: Callable[[Request], Response
         finally:
             logger.thread_safe_clear_keys()
     response.headers["X-Request-Id"] = request_id
+    response.headers.update(cors_headers(request, response, container().settings.cors_allow_origins))
     if span.trace_id:
         response.headers["X-Amzn-Trace-Id"] = f"Root={span.trace_id}"
     logger.info("request", extra={
