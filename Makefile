@@ -16,13 +16,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) -m devstack run
 
-## test: every test: unit, integration (moto), e2e (the real stack in a subprocess)
+## test: every test: unit, integration (moto), e2e (the real stack in a subprocess), contract (schemathesis)
 # Separate pytest processes: in-process moto servers must not share a process with each other's state.
 test: $(STAMP)
 	$(PY) -m pytest tests/unit
 	$(PY) -m pytest tests/integration/devstack
 	$(PY) -m pytest tests/integration/app
 	$(PY) -m pytest tests/e2e
+	$(PY) -m pytest tests/contract
 
 ## token USER=name: an ID token for a local user of the running stack
 token: $(STAMP)
