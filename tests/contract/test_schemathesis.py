@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections import Counter
 import sys
 from pathlib import Path
 
@@ -16,9 +17,8 @@ import requests
 
 from chalicelib.entrypoints.openapi import document
 
-MAX_EXAMPLES = 150  # per operation and mode: with coverage and stateful, well over 2,000 requests
 MIN_REQUESTS = 2000
-CONFIG = Path(__file__).with_name("schemathesis.toml")  # the checks, and the stateful scenarios' sizes
+CONFIG = Path(__file__).with_name("schemathesis.toml")  # the checks and how many examples
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -43,20 +43,15 @@ def test_schemathesis_finds_no_server_error_and_no_answer_the_document_does_not_
          "--header", f"Authorization: Bearer {token}",
          "--phases", "examples,coverage,fuzzing,stateful",
          "--mode", "all",
-         "--max-examples", str(MAX_EXAMPLES),
-         "--generation-database", "none",
          "--request-timeout", "30",
          "--report", "har", "--report-har-path", str(har),
          "--no-color"],
         cwd=report_dir, capture_output=True, text=True, timeout=850)  # its cache stays out of the tree
-    sent = len(json.loads(har.read_text())["log"]["entries"]) if har.exists() else 0
-    statuses: dict[int, int] = {}
-    for entry in json.loads(har.read_text())["log"]["entries"] if har.exists() else ():
-        status = entry["response"]["status"]
-        statuses[status] = statuses.get(status, 0) + 1
+    entries = json.loads(har.read_text())["log"]["entries"] if har.exists() else []
+    statuses = Counter(entry["response"]["status"] for entry in entries)
     with capsys.disabled():
-        print(f"\nschemathesis sent {sent} requests; answers by status: {dict(sorted(statuses.items()))}")
+        print(f"\nschemathesis sent {len(entries)} requests; answers by status: {dict(sorted(statuses.items()))}")
 
     assert done.returncode == 0, done.stdout[-20000:] + done.stderr[-5000:]
-    assert sent >= MIN_REQUESTS
+    assert len(entries) >= MIN_REQUESTS
     assert not [status for status in statuses if status >= 500]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -188,3 +189,22 @@ def test_by_default_no_origin_is_allowed(api):
 
     assert response.status_code == 200
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+_SUB = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # Cognito's sub: a UUID
+_ULID = r"[0-9A-HJKMNP-TV-Z]{26}"
+
+
+def test_upload_keys_are_made_of_the_callers_sub_and_ids_the_app_issued(api, alice):
+    hostile = {**PRODUCT, "name": "../../etc/passwd", "description": "uploads/someone-else/x"}
+    product = body_of(create(api, alice, hostile))["id"]
+    image = body_of(_call(api, "POST", f"/products/{product}/images", alice.headers(),
+                          {"content_type": "image/png", "size_bytes": 10}))
+    job = body_of(_call(api, "POST", "/imports", alice.headers()))
+    probe = _call(api, "POST", "/products/..%2F..%2Fmedia/images", alice.headers(),
+                  {"content_type": "image/png", "size_bytes": 10})
+
+    assert re.fullmatch(rf"uploads/{_SUB}/{_ULID}/{_ULID}", image["upload"]["fields"]["key"])
+    assert image["upload"]["fields"]["key"].split("/")[1:3] == [alice.sub, product]
+    assert re.fullmatch(rf"imports/{_SUB}/{_ULID}\.csv", job["upload"]["fields"]["key"])
+    assert probe.status_code == 404
