@@ -39,6 +39,12 @@ class Error(_Shape):
     Message: str
 
 
+class GatewayError(BaseModel):
+    """What API Gateway itself answers (413 over its 10 MB payload limit), before the app runs."""
+
+    message: str
+
+
 class Health(_Shape):
     status: Literal["ok"]
 
@@ -132,7 +138,7 @@ class ImportJob(_Shape):
 
 _REQUESTS: tuple[type[BaseModel], ...] = (CreateProduct, UpdateProduct, PlaceOrder, RequestImageUpload)
 _RESPONSES: tuple[type[BaseModel], ...] = (
-    Error, Health, Product, ProductPage, OrderAccepted, Order, ImageUploadTicket, ImportStarted, ImportJob)
+    Error, GatewayError, Health, Product, ProductPage, OrderAccepted, Order, ImageUploadTicket, ImportStarted, ImportJob)
 
 # What each error status means, for every route that can answer it.
 _ERRORS: dict[int, str] = {
@@ -308,6 +314,8 @@ def _error(op: Operation, status: int) -> dict[str, Any]:
     if status == 503:
         headers["Retry-After"] = _ref("headers", "Retry-After")
     description = op.notes.get(status, _ERRORS[status])
+    if status == 413:  # API Gateway's own answer: neither the app's shape nor its headers
+        return {"description": description, "content": _json("GatewayError")}
     return {"description": description, "headers": headers, "content": _json("Error")}
 
 
