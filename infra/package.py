@@ -9,11 +9,12 @@ functions, the API and every resource; ``finish`` then adds what Chalice leaves 
 - API Gateway stage tracing (chalice #1753) and function tracing;
 - each function its own least-privilege role (infra/policies.py), a name, a log group with
   retention, and every resource's env var (the rule of infra/resources.py);
+- event handlers loaded through app.py, so that the blueprints' middleware is registered;
 - gateway responses in Chalice's error shape carrying ``X-Request-Id``;
 - alarms on every dead-letter queue's depth and on every function's errors.
 
 Usage: ``python -m infra.package --stage dev`` writes ``build/dev/template.json`` next to
-Chalice's ``deployment.zip``.
+Chalice's ``deployment.zip`` (the app) and ``layer-deployment.zip`` (its dependencies).
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ Notes on IAM's view of the calls:
 - HeadObject is authorised as s3:GetObject; a presigned URL or POST acts with the permissions of
   the role that signed it (s3:GetObject for rendition links, s3:PutObject for upload forms).
 - PublishBatch is authorised as sns:Publish.
+- S3 answers a GET or HEAD of a missing key with 404 only to a caller that may list the bucket,
+  else with 403; the adapters tell "the file is gone" (a permanent outcome) from a failure by
+  that 404, so the functions that read uploads also get s3:ListBucket on that bucket.
 - An SQS event source mapping polls with the function's role: ReceiveMessage, DeleteMessage,
   GetQueueAttributes on its queue.
 """
@@ -110,6 +113,7 @@ POLICIES: dict[str, tuple[Grant, ...]] = {
         Grant("ImagesAndProducts", ("dynamodb:GetItem", "dynamodb:UpdateItem"),
               (table("ImagesTable"), table("ProductsTable"))),
         Grant("ReadUploads", ("s3:GetObject",), (objects("UploadsBucket", "uploads/"),)),
+        Grant("TellMissingUploads", ("s3:ListBucket",), (bucket("UploadsBucket"),)),
         Grant("WriteRenditions", ("s3:PutObject", "s3:DeleteObject"), (objects("MediaBucket", "products/"),)),
     ),
     # Streams the CSV once, records the plan, publishes the chunks (or the job's failure).
@@ -117,6 +121,7 @@ POLICIES: dict[str, tuple[Grant, ...]] = {
         _consume("ImportUploadsQueue"),
         Grant("ImportJobs", ("dynamodb:GetItem", "dynamodb:UpdateItem"), (table("ImportJobsTable"),)),
         Grant("ReadImports", ("s3:GetObject",), (objects("ImportsBucket", "imports/"),)),
+        Grant("TellMissingImports", ("s3:ListBucket",), (bucket("ImportsBucket"),)),
         Grant("PublishChunksAndOutcome", ("sns:Publish",),
               (topic("ImportChunksTopic"), topic("ImportCompletedTopic"))),
     ),
@@ -128,6 +133,7 @@ POLICIES: dict[str, tuple[Grant, ...]] = {
         Grant("WriteProducts", ("dynamodb:BatchWriteItem",), (table("ProductsTable"),)),
         Grant("ProductsAlreadyWritten", ("dynamodb:Query",), (index("ProductsTable", "owner-index"),)),
         Grant("ReadImports", ("s3:GetObject",), (objects("ImportsBucket", "imports/"),)),
+        Grant("TellMissingImports", ("s3:ListBucket",), (bucket("ImportsBucket"),)),
         Grant("PublishOutcome", ("sns:Publish",), (topic("ImportCompletedTopic"),)),
     ),
     # Fails stale pending images, deletes what nothing references and what has expired.

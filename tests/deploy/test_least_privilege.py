@@ -147,12 +147,23 @@ def test_only_the_api_places_orders_and_only_the_orders_consumer_polls_the_order
     assert {f for f, g in grants.items() if ("sqs:ReceiveMessage", _arn("OrdersQueue")) in g} == {"consume_orders"}
 
 
-def test_no_function_but_the_cleanup_deletes_objects_from_uploads_or_lists_a_bucket(template: dict[str, Any]) -> None:
+def test_no_function_but_the_cleanup_deletes_objects_from_uploads(template: dict[str, Any]) -> None:
     grants = {f: _grants(s) for f, s in _statements(template).items()}
     uploads = json.dumps({"Fn::Sub": "${UploadsBucket.Arn}/uploads/*"}, sort_keys=True)
 
     assert {f for f, g in grants.items() if ("s3:DeleteObject", uploads) in g} == {"cleanup"}
-    assert {f for f, g in grants.items() if any(a == "s3:ListBucket" for a, _ in g)} == {"cleanup"}
+
+
+def test_whoever_reads_objects_of_a_bucket_may_list_it_so_a_missing_key_is_a_404_not_a_403(
+        template: dict[str, Any]) -> None:
+    for function, grants in ((f, _grants(s)) for f, s in _statements(template).items()):
+        for action, resource in grants:
+            if action != "s3:GetObject":
+                continue
+            bucket_id = json.loads(resource)["Fn::Sub"].split(".Arn}")[0].lstrip("${")
+            may_list = ("s3:ListBucket", _arn(bucket_id)) in grants
+            # The API only presigns rendition links: the reader is the browser, not the function.
+            assert may_list or function == "api_handler", f"{function} reads {bucket_id} but may not list it"
 
 
 def test_every_consumer_polls_exactly_the_queue_its_event_source_reads(template: dict[str, Any]) -> None:
