@@ -302,7 +302,7 @@ def source_built_wheels(deployment_zip: Path) -> list[str]:
                     if line.startswith("Tag:")]
             platforms = {tag.rsplit("-", 1)[-1] for tag in tags}
             if platforms and not any(_runs_on_lambda(p) for p in platforms):
-                found.append(name.split(".dist-info/")[0])
+                found.append(name.split(".dist-info/")[0].rsplit("/", 1)[-1])
     return sorted(found)
 
 

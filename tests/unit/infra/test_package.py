@@ -249,7 +249,7 @@ def _zip_with_wheels(path: Path, tags: dict[str, list[str]]) -> Path:
     with zipfile.ZipFile(path, "w") as zipped:
         for package, package_tags in tags.items():
             body = "Wheel-Version: 1.0\n" + "".join(f"Tag: {t}\n" for t in package_tags)
-            zipped.writestr(f"{package}.dist-info/WHEEL", body)
+            zipped.writestr(f"python/lib/python3.11/site-packages/{package}.dist-info/WHEEL", body)  # a layer
     return path
 
 
