@@ -109,6 +109,9 @@ def add_log_groups(template: dict[str, Any], retention_days: int) -> None:
                 "RetentionInDays": retention_days,
             },
         }
+        # Had the function run first, Lambda would have made the group (without retention) and
+        # the stack could not create it.
+        resources[logical_id]["DependsOn"] = sorted({*_depends_on(resources[logical_id]), f"{logical_id}LogGroup"})
 
 
 def grant_least_privilege(template: dict[str, Any]) -> None:
@@ -126,8 +129,6 @@ def grant_least_privilege(template: dict[str, Any]) -> None:
         resources[role_id]["Properties"]["Policies"] = [
             {"PolicyName": f"{logical_id}Policy", "PolicyDocument": policy_document(name, f"{logical_id}LogGroup")}
         ]
-        # The role's permissions are in place before anything can invoke the function.
-        resources[logical_id]["DependsOn"] = sorted({*_depends_on(resources[logical_id]), f"{logical_id}LogGroup"})
 
 
 def _depends_on(resource: dict[str, Any]) -> list[str]:
@@ -191,7 +192,8 @@ def trace_everything(template: dict[str, Any]) -> None:
 # (MISSING_AUTHENTICATION_TOKEN, since no route uses an API Gateway authorizer), throttling,
 # a body over 10 MB, and the defaults. Same shape as the app's errors, same X-Request-Id header.
 _GATEWAY_ERRORS = {
-    "MISSING_AUTHENTICATION_TOKEN": (404, "NotFoundError", '"no route for $context.httpMethod $context.path"'),
+    # Static: the path is the client's, and a quote in it would break the JSON.
+    "MISSING_AUTHENTICATION_TOKEN": (404, "NotFoundError", '"no route matches this method and path"'),
     "THROTTLED": (429, "TooManyRequestsError", "$context.error.messageString"),
     "REQUEST_TOO_LARGE": (413, "RequestEntityTooLargeError", "$context.error.messageString"),
     "DEFAULT_4XX": (None, "BadRequestError", "$context.error.messageString"),
