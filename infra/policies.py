@@ -104,7 +104,9 @@ POLICIES: dict[str, tuple[Grant, ...]] = {
     # Confirms (stock and order in one transaction) or rejects each queued order.
     "consume_orders": (
         _consume("OrdersQueue"),
-        Grant("Stock", ("dynamodb:GetItem", "dynamodb:UpdateItem"), (table("ProductsTable"),)),
+        # One BatchGetItem reads a batch's stocks (a GetItem per product if it fails).
+        Grant("Stock", ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
+              (table("ProductsTable"),)),
         Grant("Orders", ("dynamodb:UpdateItem",), (table("OrdersTable"),)),
     ),
     # Reads an upload, writes renditions (deleting them again if the image vanished meanwhile).
