@@ -190,5 +190,10 @@ def test_unknown_paths_and_gateway_errors_answer_in_chalices_shape_with_a_reques
         assert '"Code": ' in responses[response_type]["ResponseTemplates"]["application/json"]
 
 
-def test_the_template_says_where_the_api_is(template: dict[str, Any]) -> None:
-    assert "${RestAPI}.execute-api" in template["Outputs"]["EndpointURL"]["Value"]["Fn::Sub"]
+def test_the_template_outputs_what_the_readme_has_a_newcomer_use(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+
+    assert "${RestAPI}.execute-api" in outputs["EndpointURL"]["Value"]["Fn::Sub"]
+    assert outputs["UserPoolId"]["Value"] == {"Ref": "UserPool"}
+    assert outputs["UserPoolClientId"]["Value"] == {"Ref": "UserPoolClient"}
+    assert outputs["AlarmTopicArn"]["Value"] == {"Ref": "AlarmTopic"}
