@@ -56,7 +56,7 @@ deploy: $(STAMP)
 	@test -n "$(DEPLOY_BUCKET)" || { echo "make deploy: set DEPLOY_BUCKET to an S3 bucket you own in the target region (the code zip is uploaded there)." >&2; exit 1; }
 	$(PY) -m infra.package --stage $(STAGE) --check-wheels
 	$(AWS) cloudformation package --template-file build/$(STAGE)/template.json --s3-bucket $(DEPLOY_BUCKET) \
-		--s3-prefix storefront-$(STAGE) --output-template-file build/$(STAGE)/packaged.json
+		--s3-prefix storefront-$(STAGE) --use-json --output-template-file build/$(STAGE)/packaged.json
 	$(AWS) cloudformation deploy --template-file build/$(STAGE)/packaged.json --stack-name storefront-$(STAGE) \
 		--capabilities CAPABILITY_IAM --no-fail-on-empty-changeset
 	@echo "API: $$($(AWS) cloudformation describe-stacks --stack-name storefront-$(STAGE) \
