@@ -23,3 +23,8 @@ app.register_blueprint(import_events.events)
 app.register_blueprint(cleanup_events.events)
 app.register_blueprint(docs_api.api)
 add_preflight_routes(app)  # last: one OPTIONS route per path registered above
+
+# Lambda calls each event handler as "app.<name>" (infra/package.py points it here): loading this
+# module registers every blueprint, and with it the middleware, which a blueprint's module imported
+# alone (Chalice's own handler string, "chalicelib.entrypoints.order_events.consume_orders") lacks.
+globals().update({source.name: app.handler_map[source.name] for source in app.event_sources})
