@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from contextlib import contextmanager
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterator, Protocol, Sequence
 
 __all__ = ["Span", "Tracer", "XRayTracer", "NoTracer", "parse_trace_header"]
 
@@ -23,6 +24,20 @@ _HEADER_PART = re.compile(r"(Root|Parent|Sampled)=([^;]*)")
 def parse_trace_header(value: str | None) -> dict[str, str]:
     """The Root/Parent/Sampled parts of an X-Amzn-Trace-Id / AWSTraceHeader value."""
     return dict(_HEADER_PART.findall(value or ""))
+
+
+# X-Ray links a segment to at most 20 other traces.
+_MAX_LINKS = 20
+
+
+def _links(headers: Sequence[str]) -> list[dict[str, str]]:
+    """X-Ray span links to the traces named by `headers` (deduplicated, at most 20)."""
+    found: dict[str, dict[str, str]] = {}
+    for header in headers:
+        parts = parse_trace_header(header)
+        if parts.get("Root") and parts["Root"] not in found and len(found) < _MAX_LINKS:
+            found[parts["Root"]] = {"trace_id": parts["Root"], **({"id": parts["Parent"]} if parts.get("Parent") else {})}
+    return list(found.values())
 
 
 class Span(Protocol):
@@ -36,9 +51,14 @@ class Span(Protocol):
 
 
 class Tracer(Protocol):
-    def invocation(self, name: str, *, function: str, trace_header: str | None = None
-                   ) -> Any:
-        """Context manager opening the span of one invocation (or one record) -> Span."""
+    def invocation(self, name: str, *, function: str, trace_header: str | None = None,
+                   links: Sequence[str] = ()) -> Any:
+        """Context manager opening the span of one invocation -> Span.
+
+        `trace_header` continues the caller's trace (HTTP). `links` are the trace headers of the
+        messages that triggered it (SQS): the invocation starts its own trace linked to them, as
+        Lambda does.
+        """
 
     def subsegment(self, name: str) -> Any: ...
 
@@ -66,7 +86,8 @@ class NoTracer:
     """For unit tests and TRACING=off."""
 
     @contextmanager
-    def invocation(self, name: str, *, function: str, trace_header: str | None = None) -> Iterator[_NoSpan]:
+    def invocation(self, name: str, *, function: str, trace_header: str | None = None,
+                   links: Sequence[str] = ()) -> Iterator[_NoSpan]:
         yield _NoSpan()
 
     @contextmanager
@@ -114,11 +135,22 @@ class XRayTracer:
         xray_recorder.configure(**options)
         patch(("botocore",))
         self._recorder = xray_recorder
+        # Functions that have run in this process: the first invocation of each is a cold start
+        # (in Lambda a process serves one function; the local stack serves them all).
+        self._warm: set[str] = set()
+        self._warm_lock = threading.Lock()
+
+    def _cold(self, function: str) -> bool:
+        with self._warm_lock:
+            cold = function not in self._warm
+            self._warm.add(function)
+        return cold
 
     @contextmanager
-    def invocation(self, name: str, *, function: str, trace_header: str | None = None) -> Iterator[_XRaySpan]:
+    def invocation(self, name: str, *, function: str, trace_header: str | None = None,
+                   links: Sequence[str] = ()) -> Iterator[_XRaySpan]:
         recorder = self._recorder
-        segment = None  # in Lambda, the service owns the function's segment
+        segment = None  # in Lambda, the service owns the function's segment (and adds the links)
         if self._in_lambda:
             subsegment = recorder.begin_subsegment(name)
             trace_id = getattr(recorder.current_segment(), "trace_id", None)
@@ -128,9 +160,14 @@ class XRayTracer:
                 name=function, traceid=parts.get("Root") or None, parent_id=parts.get("Parent") or None,
                 sampling=0 if parts.get("Sampled") == "0" else 1)
             segment.origin = "AWS::Lambda::Function"
+            segment_links = _links(links)
+            if segment_links:
+                segment.links = segment_links  # serialised with the segment document
             subsegment = recorder.begin_subsegment(name)
             trace_id = segment.trace_id
         span = _XRaySpan(subsegment, trace_id)
+        if self._cold(function):
+            span.annotate(cold_start=True)
         try:
             yield span
         except BaseException as exc:

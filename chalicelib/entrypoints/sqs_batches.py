@@ -4,8 +4,12 @@ Every queue consumer hands its record handler to `process_records`. A record who
 is returned in `batchItemFailures` (only that record is retried, later landing in the queue's DLQ
 after maxReceiveCount); the rest of the batch is acknowledged. Handlers therefore raise only for
 what a retry can fix, or for messages that must end in the DLQ, and record permanent failures
-themselves. Each record gets its own span continuing the sender's trace (AWSTraceHeader), so
-one user action can be followed across the queue.
+themselves.
+
+Tracing follows what Lambda does with an SQS trigger: an invocation is one new trace, linked to
+the traces of the messages' senders (their AWSTraceHeader); each record is a subsegment of it
+carrying the record's annotations. In Lambda the service opens that segment and adds the links;
+in the local stack the tracer does both, so the traces look the same in either place.
 """
 
 from __future__ import annotations
@@ -26,12 +30,15 @@ def json_body_of(record: Any) -> Any:
     return json.loads(record.body)
 
 
-def _trace_attribute(record: Any) -> str | None:
-    # Messages fanned out through SNS reach the queue without the AWSTraceHeader system attribute
-    # (moto never sets it; AWS only with SNS active tracing): senders also put the header in a
-    # message attribute of that name, which raw delivery carries to SQS.
-    attribute = record.message_attributes["AWSTraceHeader"]
-    return attribute.string_value if attribute is not None else None
+def _trace_header(record: dict[str, Any]) -> str | None:
+    """The sender's trace header of one record of Lambda's SQS event."""
+    header = (record.get("attributes") or {}).get("AWSTraceHeader")
+    if header:
+        return header
+    # SNS passes the publisher's trace on to SQS subscribers, but moto does not: senders through
+    # SNS also put the header in a message attribute of that name, which raw delivery carries.
+    attribute = (record.get("messageAttributes") or {}).get("AWSTraceHeader") or {}
+    return attribute.get("stringValue")
 
 
 def process_records(event: Any, handler: RecordHandler, *, span_name: str) -> dict[str, Any]:
@@ -42,8 +49,7 @@ def process_records(event: Any, handler: RecordHandler, *, span_name: str) -> di
     function = getattr(event.context, "function_name", None) or span_name
 
     def traced(record: Any) -> None:
-        header = record.attributes.aws_trace_header or _trace_attribute(record)
-        with tracer.invocation(span_name, function=function, trace_header=header) as span:
+        with tracer.subsegment(span_name) as span:
             span.annotate(message_id=record.message_id)
             try:
                 handler(record)
@@ -53,7 +59,11 @@ def process_records(event: Any, handler: RecordHandler, *, span_name: str) -> di
                     "receive_count": record.attributes.approximate_receive_count})
                 raise
 
+    raw = event.to_dict()
+    senders = [header for header in map(_trace_header, raw.get("Records", [])) if header]
     # A processor per invocation: the local stack runs invocations concurrently in threads.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(event=event.to_dict(), record_handler=traced, processor=processor,
-                                    context=event.context)
+    with tracer.invocation(span_name.removesuffix(" record"), function=function, links=senders) as span:
+        logger.thread_safe_append_keys(trace_id=span.trace_id)
+        return process_partial_response(event=raw, record_handler=traced, processor=processor,
+                                        context=event.context)
