@@ -20,6 +20,13 @@ _BATCH = 5  # BatchGetTraces takes at most 5 ids
 _SETTLED_SECONDS = 30.0
 
 
+def _started(trace_id: str) -> int:
+    try:
+        return int(trace_id.split("-")[1], 16)
+    except (IndexError, ValueError):
+        return 0
+
+
 class TraceReader:
     """Recent traces, assembled; complete traces are kept so a page load fetches only new ones."""
 
@@ -41,9 +48,10 @@ class TraceReader:
             if not page.get("NextToken"):
                 break
             kwargs["NextToken"] = page["NextToken"]
-        ids = list(dict.fromkeys(s["Id"] for s in summaries))
+        # A trace id carries its start second (1-<hex epoch>-<random>): only the newest are fetched.
+        ids = sorted(dict.fromkeys(s["Id"] for s in summaries), key=_started, reverse=True)[:limit]
         traces = self._fetch(ids)
-        return sorted(traces, key=lambda t: t.start, reverse=True)[:limit]
+        return sorted(traces, key=lambda t: t.start, reverse=True)
 
     def get(self, trace_id: str) -> Trace | None:
         found = self._fetch([trace_id])

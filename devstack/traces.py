@@ -190,7 +190,9 @@ def _invocation_ms(document: Mapping[str, Any]) -> float:
 
 
 def _failed(document: Mapping[str, Any]) -> bool:
-    return any(s.fault or s.error for s in _walk(document, 0, "", "") if s.depth <= 1)
+    # Our own spans only: an AWS call marked as an error is often expected (a conditional write
+    # that lost), and the handler decides what it means.
+    return any(s.fault or s.error for s in _walk(document, 0, "", "") if s.kind in ("segment", "subsegment"))
 
 
 def assemble(raw: Mapping[str, Any]) -> Trace:
@@ -217,10 +219,13 @@ def assemble(raw: Mapping[str, Any]) -> Trace:
         return Trace(trace_id, 0.0, 0.0, "", "ok", {}, (), (), ())
     start = min(s.start for s in spans)
     end = max(s.end for s in spans)
-    first = next(s for s in spans if s.depth == 0)
-    entry_child = next((s for s in spans if s.depth == 1 and s.segment == first.segment
-                        and s.name not in ("Initialization", "Overhead")), None)
-    entry = f"{first.name} {entry_child.name}" if entry_child else first.name
+    # The entry point is the first function's handler: on AWS, Lambda's own AWS::Lambda segment
+    # (and API Gateway's, when traced) come first but say less.
+    functions = [d for d in documents if d.get("origin") == _FUNCTION_ORIGIN]
+    first = min(functions or documents, key=lambda d: d.get("start_time", 0))
+    handler = next((c for c in sorted(first.get("subsegments", []), key=lambda c: c.get("start_time", 0))
+                    if c.get("name") not in ("Initialization", "Invocation", "Overhead")), None)
+    entry = f"{first.get('name', '')} {handler['name']}" if handler else str(first.get("name", ""))
     status = ("fault" if any(s.fault for s in spans) else "error" if any(s.error for s in spans)
               else "throttle" if any(s.throttle for s in spans) else "ok")
     return Trace(id=trace_id, start=start, end=end, entry=entry, status=status,
