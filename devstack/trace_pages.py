@@ -23,7 +23,7 @@ th{border-bottom:1px solid #999}tr.trace:hover{background:#eef}
 tr.status-error{background:#fff8e1}tr.status-fault{background:#fdecee}
 .num{text-align:right;font-variant-numeric:tabular-nums}code{font-size:12px}
 form{margin:1em 0}input[name=filter]{width:28em}
-.waterfall td{padding:1px 6px}.bar-cell{width:55%;position:relative}
+.waterfall td{padding:1px 6px}.waterfall td.name{white-space:nowrap}.bar-cell{width:50%;min-width:300px;position:relative}
 .bar{position:absolute;top:3px;height:12px;background:#4a7bd0;min-width:2px;border-radius:2px}
 .span.kind-aws .bar{background:#e39b2d}.span.kind-segment .bar{background:#2d8a4e}
 .span.status-error .bar{background:#d4a300}.span.status-fault .bar{background:#c62828}

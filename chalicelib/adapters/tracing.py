@@ -135,16 +135,23 @@ class XRayTracer:
         xray_recorder.configure(**options)
         patch(("botocore",))
         self._recorder = xray_recorder
-        # Functions that have run in this process: the first invocation of each is a cold start
-        # (in Lambda a process serves one function; the local stack serves them all).
-        self._warm: set[str] = set()
-        self._warm_lock = threading.Lock()
+        # Idle "containers" per function, as Lambda reuses them: an invocation that finds none idle
+        # starts a new one, which is a cold start. In Lambda the process is the container and runs
+        # one invocation at a time, so only its first is cold; the local stack runs every function
+        # in one process, concurrently, and this counts what Lambda would have started.
+        self._idle: dict[str, int] = {}
+        self._idle_lock = threading.Lock()
 
-    def _cold(self, function: str) -> bool:
-        with self._warm_lock:
-            cold = function not in self._warm
-            self._warm.add(function)
-        return cold
+    def _start_container(self, function: str) -> bool:
+        """Take an idle container of `function`; True when none was idle (a cold start)."""
+        with self._idle_lock:
+            idle = self._idle.get(function, 0)
+            self._idle[function] = max(idle - 1, 0)
+        return idle == 0
+
+    def _free_container(self, function: str) -> None:
+        with self._idle_lock:
+            self._idle[function] = self._idle.get(function, 0) + 1
 
     @contextmanager
     def invocation(self, name: str, *, function: str, trace_header: str | None = None,
@@ -166,7 +173,7 @@ class XRayTracer:
             subsegment = recorder.begin_subsegment(name)
             trace_id = segment.trace_id
         span = _XRaySpan(subsegment, trace_id)
-        if self._cold(function):
+        if self._start_container(function):
             span.annotate(cold_start=True)
         try:
             yield span
@@ -177,6 +184,7 @@ class XRayTracer:
             recorder.end_subsegment()
             if segment is not None:
                 recorder.end_segment()
+            self._free_container(function)
 
     @contextmanager
     def subsegment(self, name: str) -> Iterator[_XRaySpan]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -87,15 +88,40 @@ def test_a_segment_links_to_at_most_twenty_traces_as_xray_allows(traced):
     assert len(emitter.documents[0]["links"]) == 20
 
 
-def test_only_the_first_invocation_of_a_function_is_a_cold_start(traced):
+def _cold_marks(emitter: CapturingEmitter) -> list[Any]:
+    return [d["subsegments"][0].get("annotations", {}).get("cold_start") for d in emitter.documents]
+
+
+def test_an_invocation_reuses_an_idle_container_and_only_a_new_one_is_a_cold_start(traced):
     tracer, emitter = traced
     function, other = _function(), _function()
     for name in (function, function, other):
         with tracer.invocation("## work", function=name):
             pass
 
-    marks = [d["subsegments"][0].get("annotations", {}).get("cold_start") for d in emitter.documents]
-    assert marks == [True, None, True]
+    assert _cold_marks(emitter) == [True, None, True]
+
+
+def test_invocations_running_at_once_each_need_a_container_as_in_lambda(traced):
+    tracer, emitter = traced
+    function = _function()
+    both_running = threading.Barrier(2, timeout=10)
+
+    def invoke(name: str) -> None:
+        with tracer.invocation(name, function=function):
+            both_running.wait()
+
+    threads = [threading.Thread(target=invoke, args=(f"## at once {n}",)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    with tracer.invocation("## later", function=function):
+        pass
+
+    marks = {d["subsegments"][0]["name"]: d["subsegments"][0].get("annotations", {}).get("cold_start")
+             for d in emitter.documents}
+    assert marks == {"## at once 0": True, "## at once 1": True, "## later": None}
 
 
 def test_an_exception_marks_the_invocation_a_fault_with_its_cause(traced):
