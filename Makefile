@@ -37,10 +37,12 @@ cleanup: $(STAMP)
 	$(PY) -m devstack fire cleanup $(if $(NOW),--at $(NOW))
 
 ## traces [FILTER='order_id = "..."'] [TRACE=id] [MINUTES=60] [AWS_PROFILE=p]: recent traces and cost per
-## function in the terminal, or one trace as a timeline (the running local stack; a real account with AWS_PROFILE)
+## function in the terminal, or one trace as a timeline (the running local stack; a real account only
+## with AWS_PROFILE=p on the command line, never from an exported AWS_PROFILE)
 traces: $(STAMP)
 	@$(PY) -m devstack traces $(if $(FILTER),--filter '$(FILTER)') $(if $(TRACE),--trace $(TRACE)) \
-		$(if $(MINUTES),--minutes $(MINUTES)) $(if $(AWS_PROFILE),--profile $(AWS_PROFILE))
+		$(if $(MINUTES),--minutes $(MINUTES)) \
+		$(if $(filter command line,$(origin AWS_PROFILE)),--profile $(AWS_PROFILE))
 
 ## traces-ui AWS_PROFILE=p [TRACE_PORT=8001]: the trace viewer alone, reading a real account's X-Ray
 traces-ui: $(STAMP)

@@ -93,6 +93,7 @@ def _trace_source(profile: str | None, region: str | None) -> tuple[object, str]
         region = region or boto3.Session(profile_name=profile).region_name or "us-east-1"
         return xray_client(endpoint_url=None, region=region, profile=profile), f"AWS profile {profile} ({region})"
     e = _endpoints()
+    os.environ.pop("AWS_PROFILE", None)  # an exported profile must not stand between us and the local stack
     return xray_client(endpoint_url=e["aws_endpoint"], region=e["region"]), f"local stack {e['aws_endpoint']}"
 
 
@@ -162,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, helptext in (("traces", "recent traces as a table, or one as a timeline (--trace)"),
                            ("traces-ui", "the trace viewer alone, e.g. against a real account (--profile)")):
         cmd = commands.add_parser(name, help=helptext)
-        cmd.add_argument("--profile", default=os.environ.get("AWS_PROFILE") or None,
+        # Never from the environment: an exported AWS_PROFILE must not turn a look at the local
+        # stack into reading production.
+        cmd.add_argument("--profile", default=None,
                          help="read a real account's X-Ray with this profile (default: the local stack)")
         cmd.add_argument("--region", default=None)
         cmd.add_argument("--stage", default=os.environ.get("STAGE", "dev"), help="for memory sizes in costs")
@@ -175,11 +178,17 @@ def main(argv: list[str] | None = None) -> int:
         else:
             cmd.add_argument("--port", type=int, default=int(os.environ.get("TRACE_PORT", 8001)))
     args = parser.parse_args(argv)
-    if args.command == "traces":
-        return traces(args.filter, args.trace, args.minutes, args.entry, args.errors, args.profile, args.region,
-                      args.stage)
-    if args.command == "traces-ui":
-        return traces_ui(args.profile, args.region, args.port, args.stage)
+    if args.command in ("traces", "traces-ui"):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            if args.command == "traces":
+                return traces(args.filter, args.trace, args.minutes, args.entry, args.errors, args.profile,
+                              args.region, args.stage)
+            return traces_ui(args.profile, args.region, args.port, args.stage)
+        except (BotoCoreError, ClientError) as exc:  # no profile, no credentials, no permission
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     if args.command == "run":
         return run()
     if args.command == "token":
