@@ -5,6 +5,7 @@ Server-rendered; the only script submits the filter form when a select changes.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from html import escape
 from typing import Iterable, Mapping
@@ -134,8 +135,6 @@ def trace_page(trace: Trace, *, upstream: list[Trace], downstream: list[Trace],
 
 
 def _split(label: str) -> tuple[str, object]:
-    import json
-
     key, _, literal = label.partition(" = ")
     return key, json.loads(literal)
 

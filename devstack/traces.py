@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 __all__ = [
-    "SEARCH_KEYS", "Span", "Trace", "Clause", "FilterError", "FunctionCost", "assemble", "parse_filter",
+    "SEARCH_KEYS", "Span", "Invocation", "Trace", "Clause", "FilterError", "FunctionCost", "assemble", "parse_filter",
     "matches", "select", "related", "linked", "function_costs", "percentile", "handler_name",
     "LAMBDA_REQUEST_PRICE", "LAMBDA_GB_SECOND_PRICE", "API_GATEWAY_REST_PRICE",
 ]

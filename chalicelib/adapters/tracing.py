@@ -1,9 +1,11 @@
 """Tracing behind one small interface, so the X-Ray SDK (end of support Feb 2027) can be swapped
 for OpenTelemetry without touching handlers.
 
-In Lambda the service opens the function's segment; we add one subsegment per invocation (or per
-record) carrying the annotations. Outside Lambda (the local stack) we open the segment ourselves,
-continuing the caller's trace header when there is one. Segments leave through the SDK's UDP
+In Lambda the service opens the function's segment; we add one subsegment per invocation carrying
+the annotations. Outside Lambda (the local stack) we open the segment ourselves as Lambda would:
+continuing the caller's trace header (HTTP), or, for SQS-triggered invocations, starting a new
+trace linked to the senders' traces. The first invocation of a container is annotated
+`cold_start`. Segments leave through the SDK's UDP
 emitter to the daemon at AWS_XRAY_DAEMON_ADDRESS: Lambda's daemon on AWS, devstack's stand-in
 locally. Only botocore is patched (not patch_all), so every AWS call is a subsegment.
 """

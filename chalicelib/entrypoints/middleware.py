@@ -52,8 +52,8 @@ def http_middleware(request: Request, get_response: Callable[[Request], Response
 def event_middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
     """For queue, topic and schedule handlers: log context, and a span per invocation.
 
-    SQS batches get their spans per record instead (entrypoints/sqs_batches.py): each record
-    continues its own sender's trace.
+    SQS batches open their span in entrypoints/sqs_batches.py instead: a new trace linked to the
+    traces of the records' senders, with a subsegment per record.
     """
     context = getattr(event, "context", None)
     function = getattr(context, "function_name", None) or "storefront"
