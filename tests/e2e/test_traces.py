@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ import requests
 
 pytestmark = pytest.mark.timeout(180)
 
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
@@ -41,6 +44,11 @@ def _confirmed_order(stack: Any) -> dict[str, str]:
     assert status == "confirmed"
     return {"order_id": order_id, "product_id": product["id"],
             "trace_id": placed.headers["X-Amzn-Trace-Id"].split("=", 1)[1]}
+
+
+def _make(stack: Any, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "-s", *args], cwd=ROOT, env=stack.env, capture_output=True, text=True,
+                          timeout=120)
 
 
 def _both(traces: list[dict[str, Any]]) -> bool:
@@ -122,7 +130,7 @@ def test_an_operator_finds_the_same_path_in_the_terminal(stack):
     order = _confirmed_order(stack)
     assert _both(_wait_for_both_traces(stack, order["order_id"]))
 
-    listed = stack.devstack("traces", "--filter", f'order_id = "{order["order_id"]}"')
+    listed = _make(stack, "traces", f'FILTER=order_id = "{order["order_id"]}"')
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
     rows = [line for line in lines if order["order_id"] in line]
@@ -130,7 +138,7 @@ def test_an_operator_finds_the_same_path_in_the_terminal(stack):
     assert any(" storefront-dev-consume_orders ## consume_orders " in row for row in rows)
     assert any(line.startswith("storefront-dev-consume_orders ") for line in lines)  # the cost table
 
-    timeline = stack.devstack("traces", "--trace", order["trace_id"])
+    timeline = _make(stack, "traces", f"TRACE={order['trace_id']}")
     assert timeline.returncode == 0, timeline.stderr
     assert timeline.stdout.startswith(f"trace {order['trace_id']}")
     assert "POST /orders" in timeline.stdout
