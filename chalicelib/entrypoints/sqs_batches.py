@@ -7,9 +7,10 @@ what a retry can fix, or for messages that must end in the DLQ, and record perma
 themselves.
 
 Tracing follows what Lambda does with an SQS trigger: an invocation is one new trace, linked to
-the traces of the messages' senders (their AWSTraceHeader); each record is a subsegment of it
-carrying the record's annotations. In Lambda the service opens that segment and adds the links;
-in the local stack the tracer does both, so the traces look the same in either place.
+the traces of the messages' senders (`sender_trace_headers`, opened by entrypoints/middleware.py
+around the whole handler, so work done before or after the records is in it too); each record is
+a subsegment carrying the record's annotations. In Lambda the service opens that segment and adds
+the links; in the local stack the tracer does both, so the traces look the same in either place.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Callable
 from chalicelib.adapters.logs import logger
 from chalicelib.bootstrap import container
 
-__all__ = ["process_records", "json_body_of"]
+__all__ = ["process_records", "json_body_of", "sender_trace_headers"]
 
 RecordHandler = Callable[[Any], None]  # takes a Powertools SQSRecord
 
@@ -28,6 +29,11 @@ RecordHandler = Callable[[Any], None]  # takes a Powertools SQSRecord
 def json_body_of(record: Any) -> Any:
     """The record's body parsed as JSON; raises ValueError (a poison message) otherwise."""
     return json.loads(record.body)
+
+
+def sender_trace_headers(event: Any) -> list[str]:
+    """The trace headers of the senders of a Chalice SQSEvent's records (those that have one)."""
+    return [header for header in map(_trace_header, event.to_dict().get("Records", [])) if header]
 
 
 def _trace_header(record: dict[str, Any]) -> str | None:
@@ -46,7 +52,6 @@ def process_records(event: Any, handler: RecordHandler, *, span_name: str) -> di
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
     tracer = container().tracer
-    function = getattr(event.context, "function_name", None) or span_name
 
     def traced(record: Any) -> None:
         with tracer.subsegment(span_name) as span:
@@ -59,11 +64,7 @@ def process_records(event: Any, handler: RecordHandler, *, span_name: str) -> di
                     "receive_count": record.attributes.approximate_receive_count})
                 raise
 
-    raw = event.to_dict()
-    senders = [header for header in map(_trace_header, raw.get("Records", [])) if header]
     # A processor per invocation: the local stack runs invocations concurrently in threads.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    with tracer.invocation(span_name.removesuffix(" record"), function=function, links=senders) as span:
-        logger.thread_safe_append_keys(trace_id=span.trace_id)
-        return process_partial_response(event=raw, record_handler=traced, processor=processor,
-                                        context=event.context)
+    return process_partial_response(event=event.to_dict(), record_handler=traced, processor=processor,
+                                    context=event.context)
