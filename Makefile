@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration test-e2e token bench clean cleanup fire traces traces-ui
+.PHONY: run test test-unit test-integration test-e2e token bench clean cleanup fire package deploy traces traces-ui
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest tests/integration/devstack
 	$(PY) -m pytest tests/integration/app
 	$(PY) -m pytest tests/e2e
+	$(PY) -m pytest tests/deploy
 
 ## token USER=name: an ID token for a local user of the running stack
 token: $(STAMP)
@@ -55,5 +56,23 @@ bench: $(STAMP)
 	$(PY) bench/renditions.py
 	$(PY) bench/import.py
 
+## package [STAGE=dev|prod]: build/<stage>/template.json, the stack's CloudFormation template (cfn-lint clean)
+STAGE ?= dev
+AWS := $(VENV)/bin/aws
+package: $(STAMP)
+	$(PY) -m infra.package --stage $(STAGE)
+
+## deploy STAGE=dev|prod DEPLOY_BUCKET=name: package, upload, deploy the stack storefront-<stage>, print its API URL
+deploy: $(STAMP)
+	@$(AWS) sts get-caller-identity >/dev/null 2>&1 || { echo "make deploy: no AWS credentials: 'aws sts get-caller-identity' failed. Configure them first (aws configure, or AWS_PROFILE=...)." >&2; exit 1; }
+	@test -n "$(DEPLOY_BUCKET)" || { echo "make deploy: set DEPLOY_BUCKET to an S3 bucket you own in the target region (the code zip is uploaded there)." >&2; exit 1; }
+	$(PY) -m infra.package --stage $(STAGE) --check-wheels
+	$(AWS) cloudformation package --template-file build/$(STAGE)/template.json --s3-bucket $(DEPLOY_BUCKET) \
+		--s3-prefix storefront-$(STAGE) --use-json --output-template-file build/$(STAGE)/packaged.json
+	$(AWS) cloudformation deploy --template-file build/$(STAGE)/packaged.json --stack-name storefront-$(STAGE) \
+		--capabilities CAPABILITY_IAM --no-fail-on-empty-changeset
+	@echo "API: $$($(AWS) cloudformation describe-stacks --stack-name storefront-$(STAGE) \
+		--query "Stacks[0].Outputs[?OutputKey=='EndpointURL'].OutputValue" --output text)"
+
 clean:
-	rm -rf $(VENV) .devstack .pytest_cache
+	rm -rf $(VENV) .devstack .pytest_cache build
