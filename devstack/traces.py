@@ -107,11 +107,37 @@ class Trace:
 
 
 def _documents(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The trace's segment documents, with subsegments the SDK streamed apart put back in place.
+
+    The SDK sends a subsegment as its own document (`"type": "subsegment"`, naming its
+    `parent_id`) once its segment holds many; X-Ray joins them to their segment, moto does not.
+    """
     documents = []
     for segment in raw.get("Segments", []):
         document = segment.get("Document")
         documents.append(json.loads(document) if isinstance(document, str) else dict(document or {}))
-    return documents
+    whole = [d for d in documents if d.get("type") != "subsegment"]
+    streamed = [d for d in documents if d.get("type") == "subsegment"]
+    entities: dict[str, dict[str, Any]] = {}
+
+    def index(entity: dict[str, Any]) -> None:
+        entities[str(entity.get("id", ""))] = entity
+        for child in entity.get("subsegments", []):
+            index(child)
+
+    for document in whole:
+        index(document)
+    while streamed:
+        placed = [d for d in streamed if d.get("parent_id") in entities]
+        if not placed:
+            break
+        for document in placed:
+            parent = entities[document["parent_id"]]
+            parent["subsegments"] = [c for c in parent.get("subsegments", []) if c.get("id") != document.get("id")]
+            parent["subsegments"].append(document)
+            index(document)
+        streamed = [d for d in streamed if d not in placed]
+    return whole + streamed  # a subsegment whose parent never arrived still shows, on its own
 
 
 def _kind(entity: Mapping[str, Any], depth: int) -> str:

@@ -48,6 +48,18 @@ def test_on_aws_the_entry_point_is_the_functions_handler_not_lambdas_service_seg
     assert len(trace.invocations) == 1
 
 
+def test_subsegments_the_sdk_streamed_apart_are_put_back_under_their_parent():
+    api = api_order()
+    streamed = {"id": "c000000000000009", "trace_id": API_TRACE, "type": "subsegment", "name": "sns",
+                "namespace": "aws", "parent_id": "b000000000000001", "start_time": T0 + 0.091,
+                "end_time": T0 + 0.095, "aws": {"operation": "Publish"}}
+    trace = assemble({"Id": API_TRACE, "Segments": [{"Id": "c9", "Document": json.dumps(streamed)},
+                                                    *api["Segments"]]})
+
+    assert [(s.depth, s.name) for s in trace.spans][-1] == (2, "sns Publish")
+    assert [s.name for s in trace.spans if s.depth == 0] == ["api_handler"]
+
+
 def test_faults_are_the_trace_status_and_carry_their_cause():
     trace = assemble(api_order(fault=True))
 
