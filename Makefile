@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration test-e2e token bench clean cleanup fire package deploy
+.PHONY: run test test-unit test-integration test-e2e token bench clean cleanup fire package deploy traces traces-ui
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,18 @@ fire: $(STAMP)
 ## cleanup [NOW=iso]: run the hourly cleanup on the running stack now, as if at NOW (default: now)
 cleanup: $(STAMP)
 	$(PY) -m devstack fire cleanup $(if $(NOW),--at $(NOW))
+
+## traces [FILTER='order_id = "..."'] [TRACE=id] [MINUTES=60] [AWS_PROFILE=p]: recent traces and cost per
+## function in the terminal, or one trace as a timeline (the running local stack; a real account only
+## with AWS_PROFILE=p on the command line, never from an exported AWS_PROFILE)
+traces: $(STAMP)
+	@$(PY) -m devstack traces $(if $(FILTER),--filter '$(FILTER)') $(if $(TRACE),--trace $(TRACE)) \
+		$(if $(MINUTES),--minutes $(MINUTES)) \
+		$(if $(filter command line,$(origin AWS_PROFILE)),--profile $(AWS_PROFILE))
+
+## traces-ui AWS_PROFILE=p [TRACE_PORT=8001]: the trace viewer alone, reading a real account's X-Ray
+traces-ui: $(STAMP)
+	$(PY) -m devstack traces-ui $(if $(AWS_PROFILE),--profile $(AWS_PROFILE)) $(if $(TRACE_PORT),--port $(TRACE_PORT))
 
 ## bench: the benchmarks (they print their figures)
 bench: $(STAMP)
