@@ -32,8 +32,9 @@ def import_job_json(job: ImportJob) -> dict[str, Any]:
 @route("/imports", methods=["POST"])
 def create_import() -> Response:
     who = caller(api.current_request)
-    # The import takes no options: its content is the file. An empty body or {} is accepted.
-    if (api.current_request.raw_body or b"").strip() and json_body(api.current_request, 1024) != {}:
+    # The import takes no options: its content is the file. No body, or {}, is accepted; a body of
+    # whitespace is not JSON, so it is a 400 like any other text.
+    if api.current_request.raw_body and json_body(api.current_request, 1024) != {}:
         raise errors.InvalidInput("body", "takes no fields: POST an empty body, then upload the CSV "
                                           "with the returned form")
     created = container().imports.create(who)

@@ -48,7 +48,7 @@ def test_an_import_accepts_an_empty_body_or_any_empty_json_object(api, alice, ra
     assert response.status_code == 201, response.body
 
 
-@pytest.mark.parametrize("raw", [b'{"rows": 3}', b"[]", b"{", b"null"])
+@pytest.mark.parametrize("raw", [b'{"rows": 3}', b"[]", b"{", b"null", b"\n", b"   "])
 def test_an_import_with_any_other_body_is_a_400_naming_the_body(api, alice, raw):
     response = api.post("/imports", headers=alice.headers(), body=raw)
 
