@@ -20,7 +20,11 @@ __all__ = ["CreateProduct", "UpdateProduct", "PlaceOrder", "parse_command", "MAX
 # description. Small enough that nobody streams megabytes into a Lambda through this route.
 MAX_BODY_BYTES = 32 * 1024
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")]
+# "Not blank", spelled out: \S differs between pydantic's Rust regex, Python's re (which clients'
+# and schemathesis' generators use) and JSON Schema's ECMA-262 (\x1c-\x1f, \ufeff). A name must
+# hold a character that none of them calls white space.
+_BLANK = r"\t\n\v\f\r \x1c-\x1f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=rf"[^{_BLANK}]")]
 Description = Annotated[str, StringConstraints(max_length=2000)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 PriceCents = Annotated[int, Field(ge=0, le=1_000_000_000, strict=True)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -146,3 +147,15 @@ def test_a_patch_follows_the_same_rules_as_a_create(field, value):
     error = rejected(UpdateProduct, {field: value})
 
     assert error.field == field
+
+
+@pytest.mark.parametrize("blank", ["\x1c\x1f", "\ufeff", "\u0085", "\u3000\u2028"])
+def test_a_name_some_regex_engine_calls_white_space_is_blank_for_all(blank):
+    # Python's re, JSON Schema's ECMA-262 and pydantic's Rust regex disagree about these; the
+    # OpenAPI document's pattern is this one, so a generator of either kind agrees with the app.
+    pattern = CreateProduct.model_json_schema()["properties"]["name"]["pattern"]
+
+    with pytest.raises(InvalidInput, match="name: must not be blank"):
+        parse_command(CreateProduct, {**VALID, "name": blank})
+    assert re.search(pattern, blank) is None
+    assert re.search(pattern, f"{blank}Mug") is not None
