@@ -97,11 +97,13 @@ class CleanupService:
                 return
             live = self._products.existing({r.product_id for r in stale})
             gone = [r.id for r in stale if r.product_id not in live]
+            # The uploads first: a failed image is never listed here again, and the uploads sweep
+            # keeps what a record names, so a run dying in between would leave them for ever.
+            self._uploads.delete([r.upload_key for r in stale])
             for record in stale:
                 if record.product_id in live and self._images.fail(
                         dataclasses.replace(record, status=FAILED, error=STALE_IMAGE_ERROR), now):
                     report.add(images_failed=1)
-            self._uploads.delete([r.upload_key for r in stale])
             if gone:
                 self._images.delete(gone)
                 report.add(image_records_deleted=len(gone))
