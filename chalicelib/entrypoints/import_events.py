@@ -3,6 +3,7 @@
     ImportsBucket --ObjectCreated--> ImportUploadsQueue --> dispatch_import
         --> ImportChunksTopic --> ImportChunksQueue --> import_chunk (N in parallel)
         --> ImportCompletedTopic
+    ImportChunksQueueDeadLetterQueue --> import_chunk_dead_letter (the job fails, not runs for ever)
 """
 
 from __future__ import annotations
@@ -72,3 +73,22 @@ def _import_chunk(record: Any) -> None:
         "job_id": chunk.job_id, "chunk": chunk.index, "outcome": result.outcome,
         "rows_imported": result.imported, "rows_failed": result.failed,
         "products_written": result.written, "dynamodb_write_calls": result.write_calls})
+
+
+# A chunk lands in the workers' DLQ after maxReceiveCount failed deliveries; without this its job
+# would show `running` for ever. A message that is not a chunk raises and stays in the DLQ for a
+# person (the DLQ's 12 h visibility timeout keeps such retries rare).
+@events.on_sqs_message(queue="ImportChunksQueueDeadLetterQueue", batch_size=10)
+def import_chunk_dead_letter(event: Any) -> dict[str, Any]:
+    return process_records(event, _abandon_chunk, span_name="## import_chunk_dead_letter record")
+
+
+def _abandon_chunk(record: Any) -> None:
+    from chalicelib.domain.imports import Chunk
+
+    chunk = Chunk.from_message(json_body_of(record))  # PoisonMessage -> stays in the DLQ
+    container().tracer.annotate(job_id=chunk.job_id, owner=chunk.owner, chunk=chunk.index)
+    outcome = container().imports.abandon_chunk(chunk)
+    logger.error("import chunk abandoned after every retry", extra={
+        "job_id": chunk.job_id, "chunk": chunk.index, "first_row": chunk.first_row, "rows": chunk.rows,
+        "outcome": outcome})

@@ -179,6 +179,20 @@ class ImportService:
         self._finish_if_complete(counted.job_id, counted)
         return ChunkResult("imported", len(products), len(errors), len(missing), calls)
 
+    def abandon_chunk(self, chunk: Chunk) -> str:
+        """A chunk that failed every delivery (it reached the workers' dead-letter queue): its job
+        fails, saying which rows were not imported, instead of running for ever."""
+        job = self._jobs.get(chunk.job_id)
+        if job is None or job.owner != chunk.owner or job.etag != chunk.etag:
+            return "ignored: not a chunk of this job"
+        if job.status != RUNNING or chunk.index in job.done_chunks:
+            self._announce(job)
+            return "ignored: the chunk was imported, or the job has ended"
+        last = chunk.first_row + chunk.rows - 1
+        return self._fail(job.job_id, RowError(chunk.first_row, (
+            f"rows {chunk.first_row} to {last} could not be imported after repeated attempts; the rows "
+            f"of the other chunks were imported")))
+
     def _finish_if_complete(self, job_id: str, job: ImportJob | None = None) -> None:
         job = job or self._jobs.get(job_id)
         if job is None:

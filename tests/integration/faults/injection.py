@@ -27,7 +27,7 @@ import json
 import random
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +35,7 @@ from typing import Any
 from botocore.awsrequest import AWSResponse
 from pynamodb.signals import pre_dynamodb_send
 
-__all__ = ["Faults", "ProcessKilled", "running", "WRITES"]
+__all__ = ["Faults", "ProcessKilled", "running", "WRITES", "app_clients"]
 
 running: contextvars.ContextVar[str | None] = contextvars.ContextVar("running_consumer", default=None)
 
@@ -55,6 +55,14 @@ _WIRE_ERRORS = {
                          "<Message>injected by the fault suite</Message></Error>"
                          "<RequestId>fault</RequestId></ErrorResponse>").encode(),
 }
+
+
+def app_clients() -> list[Any]:
+    """The boto3 clients of the app's container (pynamodb's are found as they are used)."""
+    from chalicelib.bootstrap import container
+
+    c = container()
+    return [c.s3, c.sns, c.bulk_dynamodb, c.sqs]
 
 
 class ProcessKilled(BaseException):
@@ -87,6 +95,7 @@ class _First:
     code: str
     status: int
     left: int
+    when: Callable[[dict[str, Any]], bool]
 
 
 @dataclass
@@ -111,9 +120,11 @@ class Faults:
         """Answer a seeded share of the target's `service` requests on the wire with `code`."""
         self._shares.append(_Share(service, code, status, share, random.Random(f"{self.seed}:{service}")))
 
-    def fail_first(self, service: str, operations: set[str], times: int, code: str, status: int) -> None:
-        """The target's next `times` calls of `operations` fail with `code`, past the SDK's retries."""
-        self._firsts.append(_First(service, frozenset(operations), code, status, times))
+    def fail_first(self, service: str, operations: set[str], times: int, code: str, status: int,
+                   when: Callable[[dict[str, Any]], bool] = lambda params: True) -> None:
+        """The target's next `times` calls of `operations` (whose request `when` accepts) fail
+        with `code`, past the SDK's retries."""
+        self._firsts.append(_First(service, frozenset(operations), code, status, times, when))
 
     def kill_after_writes(self, count: int) -> None:
         """The target's `count`-th write is made, then its process dies (once)."""
@@ -165,13 +176,13 @@ class Faults:
                     return AWSResponse("https://fault.invalid", rule.status, {}, _Body(_WIRE_ERRORS[service](rule.code)))
         return None
 
-    def _on_call(self, event_name: str, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+    def _on_call(self, event_name: str, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
         if not self._aimed():
             return None
         _, service, operation = event_name.split(".")
         with self._lock:
             for rule in self._firsts:
-                if rule.service == service and operation in rule.operations and rule.left > 0:
+                if rule.service == service and operation in rule.operations and rule.left > 0 and rule.when(params):
                     rule.left -= 1
                     self.injected[f"{operation}:{rule.code}"] += 1
                     parsed = {"Error": {"Code": rule.code, "Message": "injected by the fault suite"},

@@ -205,8 +205,7 @@ class Imports(Scenario):
         handlers = self.handlers[::-1] if how == REVERSED else self.handlers
         faulted = [h for h in handlers if h == self.target]
         world.delivery.drain(handlers, how if faulted else ONCE)
-        if "import_chunk_dead_letter" in world.delivery.handlers:
-            world.delivery.deliver_each_once("import_chunk_dead_letter")
+        world.delivery.deliver_each_once("import_chunk_dead_letter")
 
     def check(self, world: Any, fault: str) -> None:
         owner, job_id = self.state["owner"], self.state["job_id"]

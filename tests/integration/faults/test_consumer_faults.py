@@ -12,13 +12,10 @@ SNS errors for orders, images and cleanup (only the import pipeline publishes).
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from chalicelib.bootstrap import container
 from tests.integration.faults.delivery import CONCURRENTLY, ONCE, REVERSED, TWICE
-from tests.integration.faults.injection import Faults
+from tests.integration.faults.injection import Faults, app_clients
 from tests.integration.faults.scenarios import OUT_OF_ORDER, SCENARIOS, Scenario
 
 pytestmark = pytest.mark.timeout(240)
@@ -52,12 +49,6 @@ def aim(faults: Faults, fault: str, scenario: Scenario) -> None:
                 faults.fail_first(service, {operation}, 1, code, status)
     elif fault == KILLED:
         faults.kill_after_writes(scenario.kill_at)
-
-
-def app_clients() -> list[Any]:
-    """The boto3 clients of the app's container (pynamodb's are found as they are used)."""
-    c = container()
-    return [c.s3, c.sns, c.bulk_dynamodb, c.sqs]
 
 
 @pytest.mark.parametrize(("consumer", "fault"), [(c, f) for c, faults in CASES.items() for f in faults],

@@ -1,0 +1,42 @@
+"""A chunk that fails every delivery: it reaches the workers' DLQ, whose consumer ends the job
+`failed` with the rows it could not import (before, the job showed `running` for ever)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.integration.app.helpers import body_of
+from tests.integration.app.imports_helpers import TopicTap, upload
+from tests.integration.faults.injection import Faults, app_clients
+from tests.integration.faults.scenarios import GOOD_ROWS, HEADER, POISON, csv_of, dead_letters
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_a_chunk_that_never_imports_fails_its_job_and_leaves_the_dlq_to_poison_alone(world):
+    owner = world.new_user()
+    job = body_of(world.api.post("/imports", headers=owner.headers()))
+    tap = TopicTap(world.client("sns"), world.client("sqs"), world.env["IMPORT_COMPLETED_TOPIC"],
+                   f"completed-{uuid.uuid4().hex[:8]}")
+    assert upload(job["upload"], csv_of(GOOD_ROWS, {})).status_code == 204  # 10 rows: chunks of 4, 4, 2
+    world.delivery.dead_letters("import_chunk").send(POISON)
+    faults = Faults("import_chunk")
+    # Every read of the second and third chunks fails (the first starts right after the header).
+    faults.fail_first("s3", {"GetObject"}, 1000, "InternalError", 500,
+                      when=lambda params: not params["headers"].get("Range", "").startswith(f"bytes={len(HEADER)}-"))
+
+    with faults.installed(app_clients()):
+        world.delivery.drain(["dispatch_import", "import_chunk"])
+    held = dead_letters(world, "import_chunk")
+    assert len(held) == 3 and held.count(POISON) == 1  # the poison and the two chunks
+    world.delivery.deliver_each_once("import_chunk_dead_letter")
+
+    state = body_of(world.api.get(f"/imports/{job['job_id']}", headers=owner.headers()))
+    assert (state["status"], state["rows_imported"], state["chunks_done"], state["chunks_total"]) == ("failed", 4, 1, 3)
+    (error,) = state["errors"]
+    assert error["row"] in (6, 10) and "could not be imported after repeated attempts" in error["message"]
+    (announced,) = [m for m in tap.messages(wait=1) if m["job_id"] == job["job_id"]]
+    assert (announced["status"], announced["rows_imported"]) == ("failed", 4)
+    assert dead_letters(world, "import_chunk") == [POISON]  # the chunks were consumed, the poison stays
