@@ -3,7 +3,9 @@
     ImportsBucket --ObjectCreated--> ImportUploadsQueue --> dispatch_import
         --> ImportChunksTopic --> ImportChunksQueue --> import_chunk (N in parallel)
         --> ImportCompletedTopic
-    ImportChunksQueueDeadLetterQueue --> import_chunk_dead_letter (the job fails, not runs for ever)
+    ImportUploadsQueueDeadLetterQueue --> dispatch_import_dead_letter
+    ImportChunksQueueDeadLetterQueue --> import_chunk_dead_letter
+        (the job fails with a reason, rather than stay pending or running for ever)
 """
 
 from __future__ import annotations
@@ -75,9 +77,21 @@ def _import_chunk(record: Any) -> None:
         "products_written": result.written, "dynamodb_write_calls": result.write_calls})
 
 
-# A chunk lands in the workers' DLQ after maxReceiveCount failed deliveries; without this its job
-# would show `running` for ever. A message that is not a chunk raises and stays in the DLQ for a
-# person (the DLQ's 12 h visibility timeout keeps such retries rare).
+# An upload or a chunk lands in its DLQ after maxReceiveCount failed deliveries; without these its
+# job would show `pending` or `running` for ever. A message that is not an S3 notification or a
+# chunk raises and stays in the DLQ for a person (the DLQs' 12 h visibility timeout keeps such
+# retries rare).
+@events.on_sqs_message(queue="ImportUploadsQueueDeadLetterQueue", batch_size=10)
+def dispatch_import_dead_letter(event: Any) -> dict[str, Any]:
+    return process_records(event, _abandon_upload, span_name="## dispatch_import_dead_letter record")
+
+
+def _abandon_upload(record: Any) -> None:
+    for key in uploaded_keys(json_body_of(record)):  # ValueError -> stays in the DLQ
+        outcome = container().imports.abandon_upload(key)
+        logger.error("import upload abandoned after every retry", extra={"key": key, "outcome": outcome})
+
+
 @events.on_sqs_message(queue="ImportChunksQueueDeadLetterQueue", batch_size=10)
 def import_chunk_dead_letter(event: Any) -> dict[str, Any]:
     return process_records(event, _abandon_chunk, span_name="## import_chunk_dead_letter record")

@@ -179,6 +179,19 @@ class ImportService:
         self._finish_if_complete(counted.job_id, counted)
         return ChunkResult("imported", len(products), len(errors), len(missing), calls)
 
+    def abandon_upload(self, key: str) -> str:
+        """An upload whose dispatch failed every delivery (it reached the dispatcher's dead-letter
+        queue): its job fails, instead of staying pending (or running, unpublished) for ever."""
+        parsed = parse_upload_key(key)
+        job = self._jobs.get(parsed[1]) if parsed else None
+        if job is None or job.owner != parsed[0]:
+            return "ignored: no such job"
+        if job.dispatched or job.status not in (PENDING, RUNNING):
+            self._announce(job)
+            return f"ignored: the job was dispatched, or is already {job.status}"
+        return self._fail(job.job_id, RowError(None, "the uploaded file could not be read after repeated "
+                                                     "attempts; start a new import"))
+
     def abandon_chunk(self, chunk: Chunk) -> str:
         """A chunk that failed every delivery (it reached the workers' dead-letter queue): its job
         fails, saying which rows were not imported, instead of running for ever."""

@@ -41,7 +41,8 @@ class Scenario(ABC):
     sns_operations: frozenset[str] = frozenset()
     kill_at: int = 3  # the write after which the process dies: mid-batch for every scenario
     # S3/SNS calls failed per operation, past the SDK's retries: each costs a delivery, and a
-    # message has maxReceiveCount (5) of them, a schedule's event three (for all its operations).
+    # message has maxReceiveCount (5) of them, a schedule's event three, for all its operations.
+    # More is an outage, which test_dead_letters.py covers.
     failed_calls: int = 3
     state: dict[str, Any] = field(default_factory=dict)
 
@@ -205,7 +206,8 @@ class Imports(Scenario):
         handlers = self.handlers[::-1] if how == REVERSED else self.handlers
         faulted = [h for h in handlers if h == self.target]
         world.delivery.drain(handlers, how if faulted else ONCE)
-        world.delivery.deliver_each_once("import_chunk_dead_letter")
+        for dead_letters_consumer in ("dispatch_import_dead_letter", "import_chunk_dead_letter"):
+            world.delivery.deliver_each_once(dead_letters_consumer)
 
     def check(self, world: Any, fault: str) -> None:
         owner, job_id = self.state["owner"], self.state["job_id"]
@@ -323,7 +325,7 @@ SCENARIOS = {
     "orders": lambda: Orders("consume_orders"),
     "images": lambda: Images("process_images", s3_operations=frozenset({"GetObject", "PutObject"})),
     "dispatcher": lambda: Imports("dispatch_import", s3_operations=frozenset({"HeadObject", "GetObject"}),
-                                  sns_operations=frozenset({"PublishBatch"}), kill_at=2),
+                                  sns_operations=frozenset({"PublishBatch"}), kill_at=2, failed_calls=2),
     "workers": lambda: Imports("import_chunk", s3_operations=frozenset({"GetObject"}),
                                sns_operations=frozenset({"Publish"}), kill_at=2),
     "cleanup": lambda: Cleanup("cleanup", s3_operations=frozenset({"ListObjectsV2", "DeleteObjects"}),

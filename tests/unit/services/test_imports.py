@@ -311,3 +311,23 @@ def test_a_dead_letter_for_a_chunk_another_delivery_imported_changes_nothing(wor
     job = world.jobs.get(job_id)
     assert (job.status, job.rows_imported) == ("completed", 4)
     assert [e["status"] for e in world.topics.completed] == ["completed"]
+
+
+def test_an_upload_in_the_dead_letter_queue_fails_its_pending_job_instead_of_leaving_it_pending(world):
+    job = world.service.create(ALICE).job
+    world.files.put(job.key, csv(*good(4)))
+
+    assert world.service.abandon_upload(job.key).startswith("failed: the uploaded file could not be read")
+
+    assert world.jobs.get(job.job_id).status == "failed"
+    assert [e["status"] for e in world.topics.completed] == ["failed"]
+
+
+def test_a_dead_letter_for_an_upload_that_was_dispatched_after_all_changes_nothing(world):
+    job_id = world.upload(csv(*good(4)))
+    key = world.jobs.get(job_id).key
+
+    assert world.service.abandon_upload(key).startswith("ignored")
+
+    world.run_chunks()
+    assert world.jobs.get(job_id).status == "completed"

@@ -1,5 +1,6 @@
-"""A chunk that fails every delivery: it reaches the workers' DLQ, whose consumer ends the job
-`failed` with the rows it could not import (before, the job showed `running` for ever)."""
+"""An outage longer than the queue's retries: the upload or the chunk reaches its DLQ, whose
+consumer ends the job `failed` with a reason (before, the job showed `pending` or `running` for
+ever). Poison in those DLQs stays there for a person."""
 
 from __future__ import annotations
 
@@ -40,3 +41,23 @@ def test_a_chunk_that_never_imports_fails_its_job_and_leaves_the_dlq_to_poison_a
     (announced,) = [m for m in tap.messages(wait=1) if m["job_id"] == job["job_id"]]
     assert (announced["status"], announced["rows_imported"]) == ("failed", 4)
     assert dead_letters(world, "import_chunk") == [POISON]  # the chunks were consumed, the poison stays
+
+
+def test_an_upload_that_never_dispatches_fails_its_job_and_leaves_the_dlq_to_poison_alone(world):
+    owner = world.new_user()
+    job = body_of(world.api.post("/imports", headers=owner.headers()))
+    assert upload(job["upload"], csv_of(GOOD_ROWS, {})).status_code == 204
+    world.delivery.dead_letters("dispatch_import").send(POISON)
+    faults = Faults("dispatch_import")
+    faults.fail_first("s3", {"HeadObject"}, 1000, "SlowDown", 503)
+
+    with faults.installed(app_clients()):
+        world.delivery.drain(["dispatch_import"])
+    held = dead_letters(world, "dispatch_import")
+    assert len(held) == 2 and POISON in held  # the poison and the upload's notification
+    world.delivery.deliver_each_once("dispatch_import_dead_letter")
+
+    state = body_of(world.api.get(f"/imports/{job['job_id']}", headers=owner.headers()))
+    assert (state["status"], state["rows_imported"]) == ("failed", 0)
+    assert state["errors"][0]["message"].startswith("the uploaded file could not be read after repeated attempts")
+    assert dead_letters(world, "dispatch_import") == [POISON]
