@@ -14,7 +14,9 @@ or out of order (everything a queue holds, delivered newest first).
 
 from __future__ import annotations
 
+import json
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,21 +54,14 @@ class Delivery:
         self._queues: dict[str, LambdaQueue] = {}
         for name, source in self._sources.items():
             self._queues[name] = LambdaQueue(sqs, queue_url(source.queue), region)
-        self.invocations: list[tuple[str, int]] = []  # (handler, records)
+        self.repeated: Counter[str] = Counter()  # by handler: records it got a second time, or at once twice
         self._copied: set[str] = set()
-
-    @property
-    def handlers(self) -> set[str]:
-        """The app's queue consumers."""
-        return set(self._sources)
 
     def queue(self, handler: str) -> LambdaQueue:
         return self._queues[handler]
 
     def dead_letters(self, handler: str) -> LambdaQueue:
         """The queue's dead-letter queue, from its own RedrivePolicy."""
-        import json
-
         source = self.queue(handler)
         policy = json.loads(self._sqs.get_queue_attributes(
             QueueUrl=source.url, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"])
@@ -119,6 +114,8 @@ class Delivery:
         event = queue.event(messages)
         outcomes = self._invoke_twice_at_once(handler, event) if how == CONCURRENTLY \
             else [self._invoke(handler, event)]
+        self.repeated[handler] += len(messages) if how == CONCURRENTLY else \
+            sum(_COPY in m.get("MessageAttributes", {}) for m in messages)
         ids = [m["MessageId"] for m in messages]
         # A record is done when any invocation finished it: that one deletes the message.
         failed = set(ids)
@@ -136,8 +133,7 @@ class Delivery:
     def _invoke(self, handler: str, event: dict[str, Any]) -> Any:
         """The handler's response, or the exception that ended the invocation."""
         function = self._app.handler_map[handler]
-        _build_middleware_chain(function)
-        self.invocations.append((handler, len(event.get("Records", [])) or 1))
+        _build_middleware_chain(function)  # Chalice builds it lazily, unsafely for two threads
         token = running.set(handler)
         try:
             return function(event, _context(handler))
@@ -166,6 +162,8 @@ class Delivery:
     def fire(self, handler: str, event: dict[str, Any], how: str = ONCE) -> list[ScheduleRun]:
         """Invoke a schedule handler asynchronously: up to three attempts per delivery; TWICE
         delivers the same event again afterwards, CONCURRENTLY twice at the same time."""
+        if how in (TWICE, CONCURRENTLY):
+            self.repeated[handler] += 1
         if how == CONCURRENTLY:
             runs = [ScheduleRun(), ScheduleRun()]
             threads = [threading.Thread(target=self._attempts, args=(handler, event, run)) for run in runs]

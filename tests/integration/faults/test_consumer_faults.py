@@ -64,4 +64,6 @@ def test_a_consumer_under_a_fault_loses_nothing_and_applies_nothing_twice(world,
 
     if fault in (THROTTLING, S3_ERRORS, SNS_ERRORS, KILLED):
         assert faults.injected, f"the fault never reached {scenario.target}"
+    if fault in (TWICE_, CONCURRENT):
+        assert world.delivery.repeated[scenario.target], f"{scenario.target} never got a message twice"
     scenario.check(world, fault)
