@@ -88,8 +88,15 @@ class Orders(Scenario):
             response = place(world.api, buyer, product_id, quantity)
             assert response.status_code == 202, response.body
             orders.append((body_of(response)["order_id"], quantity))
+        unknown = []
+        if fault == OUT_OF_ORDER:
+            # An order that reaches the consumer before (or without) its product: the API checks
+            # only the id's form, the consumer decides.
+            response = place(world.api, buyer, new_id(), 1)
+            assert response.status_code == 202, response.body
+            unknown.append(body_of(response)["order_id"])
         world.delivery.queue(self.target).send(POISON)
-        self.state.update(buyer=buyer, product_id=product_id, orders=orders)
+        self.state.update(buyer=buyer, product_id=product_id, orders=orders, unknown=unknown)
 
     def settle(self, world: Any, how: str) -> None:
         world.delivery.drain([self.target], how)
@@ -105,6 +112,9 @@ class Orders(Scenario):
             if final[order_id]["status"] == "rejected":
                 # Stock only goes down: an order rejected for stock could not be served at the end either.
                 assert final[order_id]["reason"] == "out_of_stock" and stock < quantity, final[order_id]
+        for order_id in self.state["unknown"]:
+            order = read_order(world.api, buyer, order_id)
+            assert (order["status"], order["reason"]) == ("rejected", "product_not_found"), order
         assert_only_poison(world, self.target)
 
 
