@@ -296,6 +296,8 @@ class Cleanup(Scenario):
         runs = world.delivery.fire(self.target, scheduled_event(at), how)
         if how == REVERSED:  # an older event, retried late, arrives after the newer one
             runs += world.delivery.fire(self.target, scheduled_event(datetime.now(timezone.utc)))
+        # The schedule goes on: a task a failing dependency stopped is taken up by the next run.
+        runs += world.delivery.fire(self.target, scheduled_event(at + timedelta(hours=1)))
         self.state["runs"] = runs
 
     def check(self, world: Any, fault: str) -> None:
