@@ -11,6 +11,12 @@ failure: O(table size) per transaction. With a few thousand orders, each order's
 over 100 ms and got slower as the tables grew. Real DynamoDB does not slow down that way. We keep
 moto's own logic and replace only its rollback: snapshot the items the transaction names, hand
 moto the table itself instead of a copy, and restore those items if moto raises.
+3. moto checks DynamoDB's 400 KB item limit by re-adding the sizes of every attribute already set
+   each time it sets one while building an item: quadratic in the attribute count. A product has
+   eleven attributes, so a 25-item BatchWriteItem cost 45 ms against 8.5 ms for one PutItem
+   (measured): the batching that DynamoDB rewards looked barely worth it. An item being built
+   only grows, so one check of the finished size raises exactly when moto's per-attribute checks
+   would have.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ import moto.backends as moto_backends
 import moto.sqs.models as sqs_models
 
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.exceptions import ItemSizeTooLarge
+from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+from moto.dynamodb.models.utilities import bytesize
 from moto.dynamodb.models.table import Table
 
 __all__ = ["install"]
@@ -89,6 +97,19 @@ def _fast_clock() -> None:
     sqs_models.unix_time, sqs_models.unix_time_millis = unix_time, unix_time_millis
 
 
+def _item_init(self: Item, hash_key: DynamoType, range_key: DynamoType | None, attrs: dict[str, Any]) -> None:
+    self.hash_key = hash_key
+    self.range_key = range_key
+    values = {key: DynamoType(value) for key, value in attrs.items()}
+    if sum(bytesize(key) + value.size() for key, value in values.items()) > _ITEM_SIZE_LIMIT:
+        raise ItemSizeTooLarge
+    self.attrs = LimitedSizeDict()
+    dict.update(self.attrs, values)  # the finished size is checked above; later sets check as before
+
+
+_ITEM_SIZE_LIMIT = 405000  # moto's own figure: "the actual limit is between 409 and 410KB"
+
+
 def install() -> None:
     """Patch moto in this process (idempotent)."""
     original = DynamoDBBackend.transact_write_items
@@ -111,4 +132,5 @@ def install() -> None:
 
     transact_write_items.storefront_speedup = True  # type: ignore[attr-defined]
     Table.__deepcopy__ = _table_deepcopy  # type: ignore[method-assign]
+    Item.__init__ = _item_init  # type: ignore[method-assign]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]

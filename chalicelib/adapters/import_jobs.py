@@ -198,6 +198,17 @@ class PynamoImportJobRepository:
         ], (j.status == RUNNING) & ~j.done_chunks.contains(index))
         return None if item is None else _to_job(item)
 
+    def complete_last_chunk(self, job_id: str, index: int, *, chunks_total: int, imported: int, failed: int,
+                            status: str, now: datetime) -> ImportJob | None:
+        """Count chunk `index`, the job's only missing one, and end the job, in one write."""
+        j = self._job
+        item = self._update(job_id, [
+            j.done_chunks.add({index}), j.chunks_done.add(1), j.rows_imported.add(imported),
+            j.rows_failed.add(failed), j.status.set(status), j.finished_at.set(now), j.notified_at.set(now),
+            j.updated_at.set(now),
+        ], (j.status == RUNNING) & ~j.done_chunks.contains(index) & (j.chunks_done == chunks_total - 1))
+        return None if item is None else _to_job(item)
+
     def finish(self, job_id: str, status: str, now: datetime) -> bool:
         """running -> `status` once every chunk is done, recording that the completion was
         announced; True for the one caller that did it."""

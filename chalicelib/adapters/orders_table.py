@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Collection
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import DeleteError, PutError, TransactWriteError, UpdateError
@@ -107,6 +107,17 @@ class PynamoOrderRepository:
             _raise_transient(exc)
             raise
         return int(item.stock)
+
+    def stocks_of(self, product_ids: Collection[str]) -> dict[str, int | None]:
+        stocks: dict[str, int | None] = dict.fromkeys(product_ids)
+        try:
+            for item in self._product.batch_get(list(product_ids), consistent_read=True,
+                                                attributes_to_get=["id", "stock"]):
+                stocks[item.id] = int(item.stock)
+        except Exception as exc:
+            _raise_transient(exc)
+            raise
+        return stocks
 
     def _terminal(self, placed: OrderPlaced, status: str, now: datetime, reason: str | None) -> tuple[Any, list, Any]:
         cls = self._order

@@ -39,6 +39,11 @@ class ImportJobRepository(Protocol):
         """Count the chunk done and add its counters atomically, once; None if already counted
         or the job is not running."""
 
+    def complete_last_chunk(self, job_id: str, index: int, *, chunks_total: int, imported: int, failed: int,
+                            status: str, now: datetime) -> ImportJob | None:
+        """Count chunk `index`, the job's only missing one, and end the job with `status` (marking
+        it announced) in the same write; None if it is not the only one missing any more."""
+
     def finish(self, job_id: str, status: str, now: datetime) -> bool:
         """running -> `status` if every chunk is done, marking the job announced; True only for
         the caller that did it."""

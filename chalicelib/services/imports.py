@@ -3,7 +3,8 @@ and end the job exactly once when its last chunk lands (fan-in).
 
 Safe to deliver twice, everywhere: a product's id is derived from (job, row), so a retried chunk
 rewrites nothing that exists and creates what is missing; a chunk is counted done by one
-conditional update; the final status is set by one conditional update.
+conditional update; the final status is set once, by the write that counts the last chunk (or,
+when the last two chunks race, by one more conditional update).
 """
 
 from __future__ import annotations
@@ -171,13 +172,33 @@ class ImportService:
         expires_at = job.expires_at or now + self._retention
         calls = self._writer.write(missing, [(job.job_id, e) for e in errors[:MAX_ERRORS]],
                                    expires_at=expires_at)
-        counted = self._jobs.complete_chunk(job.job_id, chunk.index, imported=len(products),
-                                            failed=len(errors), now=self._clock())
+        counted = self._count(job.job_id, chunk.index, imported=len(products), failed=len(errors))
         if counted is None:  # a twin delivery counted it first
             self._finish_if_complete(job.job_id)
             return ChunkResult("duplicate", len(products), len(errors), len(missing), calls)
         self._finish_if_complete(counted.job_id, counted)
         return ChunkResult("imported", len(products), len(errors), len(missing), calls)
+
+    def _count(self, job_id: str, index: int, *, imported: int, failed: int) -> ImportJob | None:
+        """Count the chunk done, once. The last chunk also ends the job in the same write; whether
+        it is the last is read just before, so only chunks finishing within that moment race, and
+        then the one counted last ends the job with one more write (_finish_if_complete)."""
+        now = self._clock()
+        latest = self._jobs.get(job_id)
+        if (latest is not None and latest.status == RUNNING and index not in latest.done_chunks
+                and latest.chunks_done == latest.chunks_total - 1):
+            ended = dataclasses.replace(
+                latest, chunks_done=latest.chunks_total, done_chunks=latest.done_chunks | {index},
+                rows_imported=latest.rows_imported + imported, rows_failed=latest.rows_failed + failed,
+                finished_at=now, notified=True)
+            ended = dataclasses.replace(ended, status=final_status(ended))
+            # Announced before the write that records the announcement, as in _finish_if_complete.
+            self._topics.publish_completed(completed_event(ended))
+            last = self._jobs.complete_last_chunk(job_id, index, chunks_total=latest.chunks_total,
+                                                  imported=imported, failed=failed, status=ended.status, now=now)
+            if last is not None:
+                return last
+        return self._jobs.complete_chunk(job_id, index, imported=imported, failed=failed, now=now)
 
     def abandon_upload(self, key: str) -> str:
         """An upload whose dispatch failed every delivery (it reached the dispatcher's dead-letter

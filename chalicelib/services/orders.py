@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Protocol
 
 from chalicelib.domain import idempotency
 from chalicelib.domain.errors import DependencyUnavailable, Forbidden, KeyAlreadyUsed, NotFound
@@ -40,6 +40,9 @@ class OrderRepository(Protocol):
 
     def stock_of(self, product_id: str) -> int | None:
         """The product's stock, None if there is no such product (a consistent read)."""
+
+    def stocks_of(self, product_ids: Collection[str]) -> dict[str, int | None]:
+        """The stock of each product, None for those that do not exist, in one consistent read."""
 
     def confirm(self, placed: OrderPlaced, now: "datetime") -> str:
         """ONE atomic write: stock -= quantity if enough remains, and the order queued -> confirmed.
@@ -138,19 +141,42 @@ class OrderConsumer:
         self._orders = orders
         self._clock = clock
 
-    def apply(self, placed: OrderPlaced) -> str:
+    def read_stocks(self, placed: Iterable[OrderPlaced]) -> dict[str, int | None]:
+        """The stock of every product a batch of orders names, read once for the whole batch.
+
+        Hand it to `apply` for each order of the batch: it is what a read per order would say, a
+        moment earlier; each order's own conditional write still guards the stock. Empty when the
+        read fails: each order then reads for itself, and its retry decides."""
+        product_ids = {p.product_id for p in placed}
+        if not product_ids:
+            return {}
+        try:
+            return self._orders.stocks_of(product_ids)
+        except DependencyUnavailable:
+            return {}
+
+    def apply(self, placed: OrderPlaced, stocks: dict[str, int | None] | None = None) -> str:
         """The order's final status (CONFIRMED / REJECTED), or ALREADY_APPLIED for a redelivery.
 
-        Transient storage errors propagate (the record is retried)."""
+        `stocks` (from read_stocks) saves the read of the stock; this order's outcome is written
+        back into it for the next order of the batch. Transient storage errors propagate (the
+        record is retried)."""
         # Reading first keeps a rejection to one write; the write's own condition is what keeps
         # stock >= 0 when concurrent consumers race for the last units (then we read again).
+        known = stocks if stocks is not None else {}
         now = self._clock()
         for _ in range(_CONFIRM_ATTEMPTS):
-            reason = decide(self._orders.stock_of(placed.product_id), placed.quantity)
+            if placed.product_id in known:
+                stock = known.pop(placed.product_id)
+            else:
+                stock = self._orders.stock_of(placed.product_id)
+            reason = decide(stock, placed.quantity)
             if reason is not None:
+                known[placed.product_id] = stock
                 break
             outcome = self._orders.confirm(placed, now)
             if outcome == APPLIED:
+                known[placed.product_id] = stock - placed.quantity
                 return CONFIRMED
             if outcome == ALREADY_APPLIED:
                 return ALREADY_APPLIED

@@ -118,6 +118,7 @@ class InMemoryOrderRepository:
                  clock: FakeClock) -> None:
         self.items: dict[str, Order] = {}
         self.products = products
+        self.batch_reads = 0
         self._idempotency = idempotency
         self._clock = clock
         self.confirm_attempts = 0
@@ -144,6 +145,10 @@ class InMemoryOrderRepository:
     def stock_of(self, product_id: str) -> int | None:
         product = self.products.get(product_id)
         return None if product is None else product.stock
+
+    def stocks_of(self, product_ids: Any) -> dict[str, int | None]:
+        self.batch_reads += 1
+        return {product_id: InMemoryOrderRepository.stock_of(self, product_id) for product_id in product_ids}
 
     def confirm(self, placed: OrderPlaced, now: datetime) -> str:
         self.confirm_attempts += 1

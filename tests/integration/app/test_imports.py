@@ -256,6 +256,31 @@ def test_the_last_two_chunks_finishing_at_once_end_the_job_once(api, stack, alic
     assert [e["status"] for e in completed.messages()] == ["completed"]
 
 
+def test_the_last_chunk_is_counted_and_ends_the_job_in_one_write(api, stack, alice, queues, invoke, completed):
+    uploads, chunks = queues
+    job_id = start(api, alice, csv(*good(6)))
+    dispatch(invoke, uploads)
+    first, last = chunks.receive(2)
+    assert invoke("import_chunk", chunks.event([first])) == {"batchItemFailures": []}
+    jobs_table = stack.provisioned.env()["IMPORT_JOBS_TABLE"]
+    writes: list[str] = []
+
+    def count(sender: Any, operation_name: str, table_name: str, **_: Any) -> None:
+        if table_name == jobs_table and operation_name not in ("GetItem", "Query"):
+            writes.append(operation_name)
+
+    pre_dynamodb_send.connect(count, weak=False)
+    try:
+        assert invoke("import_chunk", chunks.event([last])) == {"batchItemFailures": []}
+    finally:
+        pre_dynamodb_send.disconnect(count)
+
+    assert writes == ["UpdateItem"]
+    job = job_of(api, alice, job_id)
+    assert (job["status"], job["chunks_done"], job["rows_imported"]) == ("completed", 2, 6)
+    assert [e["status"] for e in completed.messages()] == ["completed"]
+
+
 def test_a_file_without_the_header_fails_the_job(api, alice, queues, invoke, completed):
     uploads, chunks = queues
     job_id = start(api, alice, b"title;price\nMug;12\n")

@@ -61,8 +61,8 @@ def test_an_order_with_enough_stock_is_confirmed_by_one_transaction(api, alice, 
 
     assert consume(event) == {"batchItemFailures": []}
 
-    # The stock read, then stock - 2 and the order's status together in ONE TransactWriteItems.
-    assert wire.calls == {"GetItem": 1, "TransactWriteItems": 1}
+    # The batch's stock read, then stock - 2 and the order's status together in ONE TransactWriteItems.
+    assert wire.calls == {"BatchGetItem": 1, "TransactWriteItems": 1}
     order = read_order(api, bob, order_id)
     assert order["status"] == "confirmed" and "reason" not in order
     assert order["updated_at"] > order["created_at"]
@@ -89,7 +89,7 @@ def test_an_order_beyond_the_stock_is_rejected_by_one_update_and_takes_nothing(
 
     assert consume(event) == {"batchItemFailures": []}
 
-    assert wire.calls == {"GetItem": 1, "UpdateItem": 1}
+    assert wire.calls == {"BatchGetItem": 1, "UpdateItem": 1}
     order = read_order(api, bob, order_id)
     assert (order["status"], order["reason"]) == ("rejected", "out_of_stock")
     product = body_of(api.get(f"/products/{product_id}"))
@@ -224,7 +224,7 @@ def test_a_poison_message_ends_in_the_dead_letter_queue_after_max_receive_count(
 
 @pytest.mark.parametrize("operation, stock", [
     ("TransactWriteItems", 10),  # the confirming write
-    ("GetItem", 10),             # the stock read
+    ("GetItem", 10),             # the stock read of an order, once the batch's read failed
     ("UpdateItem", 0),           # the rejecting write
 ])
 def test_a_throttled_record_alone_is_retried_nothing_of_it_is_written_and_the_retry_applies_it(
@@ -235,6 +235,8 @@ def test_a_throttled_record_alone_is_retried_nothing_of_it_is_written_and_the_re
     unlucky = body_of(place(api, bob, unlucky_product))["order_id"]
     messages = orders_queue.receive(3)
     unlucky_message = next(m for m in messages if json.loads(m["Body"])["order_id"] == unlucky)
+    if operation == "GetItem":
+        wire.fail("BatchGetItem", THROTTLED)
     wire.fail(operation, THROTTLED, when=mentions(unlucky if operation != "GetItem" else unlucky_product))
 
     response = consume(orders_queue.event(messages))
@@ -252,6 +254,33 @@ def test_a_throttled_record_alone_is_retried_nothing_of_it_is_written_and_the_re
     assert consume(orders_queue.event(retried)) == {"batchItemFailures": []}
     assert read_order(api, bob, unlucky)["status"] == outcome
     assert stock_of(api, unlucky_product) == max(stock - 1, 0)
+
+
+def test_a_batch_reads_the_stock_once_for_all_its_orders(api, alice, bob, orders_queue, consume, wire):
+    product_id = new_product(api, alice, stock=3)
+    orders = [body_of(place(api, bob, product_id))["order_id"] for _ in range(5)]
+    event = orders_queue.event(orders_queue.receive(5))
+    wire.calls.clear()
+
+    assert consume(event) == {"batchItemFailures": []}
+
+    # One read for the batch; then one write per order, each knowing what the previous took.
+    assert wire.calls == {"BatchGetItem": 1, "TransactWriteItems": 3, "UpdateItem": 2}
+    assert sorted(read_order(api, bob, order_id)["status"] for order_id in orders) == ["confirmed"] * 3 + ["rejected"] * 2
+    assert stock_of(api, product_id) == 0
+
+
+def test_a_throttled_batch_read_falls_back_to_reading_each_products_stock(api, alice, bob, orders_queue, consume, wire):
+    product_id = new_product(api, alice, stock=1)
+    orders = [body_of(place(api, bob, product_id))["order_id"] for _ in range(2)]
+    event = orders_queue.event(orders_queue.receive(2))
+    wire.fail("BatchGetItem", THROTTLED)
+    wire.calls.clear()
+
+    assert consume(event) == {"batchItemFailures": []}
+
+    assert wire.calls["GetItem"] == 1  # the first order reads it; the second knows what the first took
+    assert sorted(read_order(api, bob, order_id)["status"] for order_id in orders) == ["confirmed", "rejected"]
 
 
 def test_a_transaction_cancelled_by_a_conflict_is_retried_not_rejected(api, alice, bob, orders_queue, consume, wire):

@@ -67,3 +67,27 @@ def test_tables_are_still_deep_copied_outside_transactions(ddb):
     table = get_backend("dynamodb")["123456789012"]["us-east-1"].tables["speed-a"]
     clone = copy.deepcopy(table)
     assert isinstance(clone, Table) and clone is not table and clone.items is not table.items
+
+
+def test_an_item_over_dynamodbs_size_limit_is_still_refused(ddb):
+    too_big = {"id": {"S": "big"}, **{f"a{i}": {"S": "x" * 50_000} for i in range(9)}}
+    with pytest.raises(ClientError) as failure:
+        ddb.put_item(TableName="speed-a", Item=too_big)
+    assert "maximum allowed size" in failure.value.response["Error"]["Message"]
+    assert ddb.get_item(TableName="speed-a", Key={"id": {"S": "big"}}).get("Item") is None
+
+
+def test_an_item_under_the_limit_is_stored_whole(ddb):
+    item = {"id": {"S": "wide"}, **{f"a{i}": {"S": "x" * 40_000} for i in range(9)}}
+    ddb.batch_write_item(RequestItems={"speed-a": [{"PutRequest": {"Item": item}}]})
+    assert ddb.get_item(TableName="speed-a", Key={"id": {"S": "wide"}})["Item"] == item
+
+
+def test_building_an_item_sizes_each_attribute_once(ddb, monkeypatch):
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    sized = []
+    original = DynamoType.size
+    monkeypatch.setattr(DynamoType, "size", lambda self: sized.append(self) or original(self))
+    Item(DynamoType({"S": "k"}), None, {f"a{i}": {"S": "v"} for i in range(40)})
+    assert len(sized) == 40  # moto's own check sized 1 + 2 + ... + 40 = 820 times

@@ -184,6 +184,35 @@ def test_the_last_chunk_ends_the_job_and_announces_it_once(world):
         "rows_total": 7, "rows_imported": 7, "rows_failed": 0, "finished_at": "2026-11-23T12:00:00.000Z"}]
 
 
+def test_the_last_chunk_is_counted_and_ends_the_job_in_one_write(world):
+    job_id = world.upload(csv(*good(7)))
+    *others, last = world.topics.chunks
+    for chunk in others:
+        world.service.import_chunk(chunk)
+    writes = world.jobs.writes
+
+    assert world.service.import_chunk(last).outcome == "imported"
+
+    assert world.jobs.writes - writes == 1
+    job = world.jobs.get(job_id)
+    assert (job.status, job.chunks_done, job.rows_imported, job.notified) == ("completed", 3, 7, True)
+    assert [e["rows_imported"] for e in world.topics.completed] == [7]
+
+
+def test_a_twin_of_the_last_chunk_counting_first_leaves_it_counted_once(world):
+    job_id = world.upload(csv(*good(6)))
+    first, second = world.topics.chunks
+    world.service.import_chunk(first)
+    # The twin delivery counts the last chunk between this worker's read and its own write.
+    world.jobs.before_complete = lambda job, index: world.service.import_chunk(second)
+
+    assert world.service.import_chunk(second).outcome == "duplicate"
+
+    job = world.jobs.get(job_id)
+    assert (job.status, job.chunks_done, job.rows_imported) == ("completed", 2, 6)
+    assert {e["rows_imported"] for e in world.topics.completed} == {6}  # at least once, always right
+
+
 def test_a_chunk_delivered_twice_is_counted_once_and_writes_nothing_again(world):
     job_id = world.upload(csv(*good(4)))
     first = world.topics.chunks[0]

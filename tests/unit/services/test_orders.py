@@ -88,6 +88,12 @@ class World:
         sent, self.queue.sent = self.queue.sent, []
         return [self.consumer.apply(placed) for placed, _ in sent]
 
+    def deliver_batch(self) -> list[str]:
+        """Apply every message sent so far as one batch: the stock read once for all of them."""
+        sent, self.queue.sent = self.queue.sent, []
+        stocks = self.consumer.read_stocks(placed for placed, _ in sent)
+        return [self.consumer.apply(placed, stocks) for placed, _ in sent]
+
     def status(self, order_id: str) -> tuple[str, str | None]:
         order = self.orders.get(order_id)
         return order.status, order.reason
@@ -439,3 +445,52 @@ def test_a_throttled_write_propagates_so_the_record_is_retried_and_nothing_chang
 
     assert world.status(order_id) == (QUEUED, None) and world.stock(product_id) == 3
     assert world.deliver_all() == [CONFIRMED]  # the retry
+
+
+# A batch reads the stock once
+
+
+def test_a_batch_reads_each_products_stock_once_and_each_order_sees_what_the_previous_took(world):
+    mugs, cups = world.product(stock=3), world.product(stock=1)
+    for product_id, quantity in [(mugs, 2), (cups, 1), (mugs, 1), (mugs, 1), (cups, 1)]:
+        world.place(product_id, quantity)
+
+    assert world.deliver_batch() == [CONFIRMED, CONFIRMED, CONFIRMED, REJECTED, REJECTED]
+
+    assert (world.orders.batch_reads, world.orders.reads) == (1, [])
+    assert (world.stock(mugs), world.stock(cups)) == (0, 0)
+
+
+def test_a_batch_whose_stock_a_rival_took_meanwhile_reads_again_and_never_oversells(world):
+    product_id = world.product(stock=3)
+    first, second = (world.place(product_id, 2).body["order_id"] for _ in range(2))
+    # Another consumer takes 2 units after this batch read the stock, before its first write.
+    world.orders.before_write = [lambda: world.set_stock(product_id, 1)]
+
+    assert world.deliver_batch() == [REJECTED, REJECTED]
+
+    assert world.orders.reads == [1]  # the failed write made it read again
+    assert [world.status(o) for o in (first, second)] == [(REJECTED, OUT_OF_STOCK)] * 2
+    assert world.stock(product_id) == 1
+
+
+def test_when_the_batch_read_fails_each_order_reads_its_stock_itself(world):
+    product_id = world.product(stock=1)
+    world.place(product_id)
+
+    def throttled(product_ids: Any) -> dict[str, int | None]:
+        raise DependencyUnavailable("throttled")
+
+    world.orders.stocks_of = throttled
+
+    assert world.deliver_batch() == [CONFIRMED]
+    assert world.orders.reads == [1]
+
+
+def test_an_order_for_a_product_that_does_not_exist_is_rejected_from_the_batch_read(world):
+    order_id = world.place(world.ids()).body["order_id"]
+
+    assert world.deliver_batch() == [REJECTED]
+
+    assert world.orders.reads == []
+    assert world.status(order_id) == (REJECTED, PRODUCT_NOT_FOUND)
