@@ -17,7 +17,7 @@ import pytest
 
 from chalicelib import bootstrap
 from chalicelib.config import load_settings
-from tests.integration.app.conftest import alice, api, bob, cognito, new_user, stack  # noqa: F401 - fixtures
+from tests.integration.app.conftest import api, cognito, new_user, stack  # noqa: F401 - fixtures
 from tests.integration.faults.delivery import Delivery
 from tests.support.sqs import LambdaQueue
 
