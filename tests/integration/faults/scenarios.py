@@ -216,6 +216,8 @@ class Imports(Scenario):
         handlers = self.handlers[::-1] if how == REVERSED else self.handlers
         faulted = [h for h in handlers if h == self.target]
         world.delivery.drain(handlers, how if faulted else ONCE)
+        # What reached the DLQs, before their consumers fail the jobs of what is there.
+        self.state["dead"] = {handler: dead_letters(world, handler) for handler in self.handlers}
         for dead_letters_consumer in ("dispatch_import_dead_letter", "import_chunk_dead_letter"):
             world.delivery.deliver_each_once(dead_letters_consumer)
 
@@ -234,7 +236,9 @@ class Imports(Scenario):
         assert announced and {m["status"] for m in announced} == {"completed_with_errors"}
         assert {m["rows_imported"] for m in announced} == {10}
         for handler in self.handlers:
-            assert_only_poison(world, handler, handler == self.target)
+            poisoned = handler == self.target
+            assert set(self.state["dead"][handler]) == ({POISON} if poisoned else set()), self.state["dead"]
+            assert_only_poison(world, handler, poisoned=False)  # the DLQ consumer logged and dropped it
 
 
 def _products_of(api: Any, owner: str) -> list[dict[str, Any]]:

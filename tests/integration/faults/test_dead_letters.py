@@ -1,6 +1,6 @@
 """An outage longer than the queue's retries: the upload or the chunk reaches its DLQ, whose
 consumer ends the job `failed` with a reason (before, the job showed `pending` or `running` for
-ever). Poison in those DLQs stays there for a person."""
+ever). Poison in those DLQs is logged whole for a person, and dropped."""
 
 from __future__ import annotations
 
@@ -16,7 +16,12 @@ from tests.integration.faults.scenarios import GOOD_ROWS, HEADER, POISON, csv_of
 pytestmark = pytest.mark.timeout(120)
 
 
-def test_a_chunk_that_never_imports_fails_its_job_and_leaves_the_dlq_to_poison_alone(world):
+def assert_logged(caplog: pytest.LogCaptureFixture, body: str) -> None:
+    (line,) = [r for r in caplog.records if r.getMessage() == "unreadable message in a dead-letter queue, dropped"]
+    assert getattr(line, "body") == body
+
+
+def test_a_chunk_that_never_imports_fails_its_job_and_poison_in_the_dlq_is_logged(world, caplog):
     owner = world.new_user()
     job = body_of(world.api.post("/imports", headers=owner.headers()))
     tap = TopicTap(world.client("sns"), world.client("sqs"), world.env["IMPORT_COMPLETED_TOPIC"],
@@ -40,10 +45,11 @@ def test_a_chunk_that_never_imports_fails_its_job_and_leaves_the_dlq_to_poison_a
     assert error["row"] in (6, 10) and "could not be imported after repeated attempts" in error["message"]
     (announced,) = [m for m in tap.messages(wait=1) if m["job_id"] == job["job_id"]]
     assert (announced["status"], announced["rows_imported"]) == ("failed", 4)
-    assert dead_letters(world, "import_chunk") == [POISON]  # the chunks were consumed, the poison stays
+    assert dead_letters(world, "import_chunk") == []
+    assert_logged(caplog, POISON)
 
 
-def test_an_upload_that_never_dispatches_fails_its_job_and_leaves_the_dlq_to_poison_alone(world):
+def test_an_upload_that_never_dispatches_fails_its_job_and_poison_in_the_dlq_is_logged(world, caplog):
     owner = world.new_user()
     job = body_of(world.api.post("/imports", headers=owner.headers()))
     assert upload(job["upload"], csv_of(GOOD_ROWS, {})).status_code == 204
@@ -60,4 +66,5 @@ def test_an_upload_that_never_dispatches_fails_its_job_and_leaves_the_dlq_to_poi
     state = body_of(world.api.get(f"/imports/{job['job_id']}", headers=owner.headers()))
     assert (state["status"], state["rows_imported"]) == ("failed", 0)
     assert state["errors"][0]["message"].startswith("the uploaded file could not be read after repeated attempts")
-    assert dead_letters(world, "dispatch_import") == [POISON]
+    assert dead_letters(world, "dispatch_import") == []
+    assert_logged(caplog, POISON)
