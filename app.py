@@ -19,3 +19,8 @@ app.register_blueprint(image_events.events)
 app.register_blueprint(imports_api.api)
 app.register_blueprint(import_events.events)
 app.register_blueprint(cleanup_events.events)
+
+# Lambda calls each event handler as "app.<name>" (infra/package.py points it here): loading this
+# module registers every blueprint, and with it the middleware, which a blueprint's module imported
+# alone (Chalice's own handler string, "chalicelib.entrypoints.order_events.consume_orders") lacks.
+globals().update({source.name: app.handler_map[source.name] for source in app.event_sources})

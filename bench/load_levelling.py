@@ -2,8 +2,8 @@
 
 Against the running local stack (or one started for the run). Prints: share accepted, API latency
 p50/p99, the consumer's highest concurrency against its cap, DynamoDB write calls per order (counted
-from the consumer's X-Ray segments), time until every order is terminal, confirmed/rejected counts
-and the final stock.
+in the requests' X-Ray traces and the consumer's traces linked to them), time until every order is
+terminal, confirmed/rejected counts and the final stock.
 
     .venv/bin/python bench/load_levelling.py [--orders 2000] [--threads 16] [--stock 500]
 """
@@ -11,7 +11,6 @@ and the final stock.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import threading
@@ -106,8 +105,9 @@ def main() -> None:
               + (f"   other answers: {dict(Counter(s for s in statuses if s != 202))}" if accepted < args.orders else ""))
         print(f"  API latency p50 / p99       {statistics.median(latencies) * 1000:.0f} / {percentile(latencies, 0.99) * 1000:.0f} ms   (goal p99 <= 150 ms)")
         print(f"  consumer max in flight      {stats['max_in_flight']}   cap {cap}   (goal never above)")
-        print(f"  DynamoDB writes per order   consumer {writes['consumer'] / max(traced, 1):.2f}, API {writes['api'] / max(traced, 1):.2f}"
-              f"   (from {traced} complete traces)")
+        print(f"  DynamoDB writes per order   consumer {writes['consumer'] / max(traced['consumer'], 1):.2f}, "
+              f"API {writes['api'] / max(traced['api'], 1):.2f}   (from {traced['consumer']} consumed orders and "
+              f"{traced['api']} requests in the traces)")
         print(f"  all terminal after          {terminal_seconds:.1f} s   (goal <= 60 s)")
         print(f"  confirmed / rejected        {outcome['confirmed']} / {outcome['rejected']}   queued left {outcome['queued']}")
         print(f"  final stock                 {final['stock']}   (goal 0, never negative)")
@@ -129,27 +129,26 @@ def _configured_cap() -> int:
     return orders_max_concurrency()
 
 
-def _consumer_writes(xray, trace_ids: list[str]) -> tuple[Counter, int]:
-    """DynamoDB write calls seen in each order's trace: the API's and the consumer's segments."""
+def _consumer_writes(xray, trace_ids: list[str]) -> tuple[Counter, Counter]:
+    """DynamoDB write calls of the burst: in the orders' API traces, and in the consumer's traces
+    linked to them (an SQS-triggered invocation is its own trace, linked to its senders' traces,
+    and handles up to a batch of orders). Returns (writes, orders seen) by side."""
+    from devstack.trace_reader import TraceReader
+
+    wanted = {t for t in trace_ids if t}
     writes: Counter = Counter()
-    complete = 0
-    ids = [t for t in trace_ids if t]
-    for start in range(0, len(ids), 5):
-        for trace in xray.batch_get_traces(TraceIds=ids[start:start + 5])["Traces"]:
-            docs = [json.loads(s["Document"]) for s in trace["Segments"]]
-            if len(docs) < 2:
-                continue  # the consumer's segment has not arrived
-            complete += 1
-            for doc in docs:
-                side = "consumer" if "consume_orders" in doc.get("name", "") else "api"
-                writes[side] += sum(1 for sub in _walk(doc) if sub.get("aws", {}).get("operation") in WRITES)
-    return writes, complete
-
-
-def _walk(entity: dict):
-    for child in entity.get("subsegments", []):
-        yield child
-        yield from _walk(child)
+    orders: Counter = Counter()
+    for trace in TraceReader(xray).recent(minutes=30, limit=1_000_000):
+        if trace.id in wanted:
+            side = "api"
+            orders[side] += 1
+        elif wanted.intersection(trace.links):
+            side = "consumer"
+            orders[side] += sum(1 for s in trace.spans if s.name == "## consume_orders record")
+        else:
+            continue
+        writes[side] += sum(1 for s in trace.spans if s.kind == "aws" and s.name.split()[-1] in WRITES)
+    return writes, orders
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`python -m devstack run | token USER | fire SCHEDULE [--at ISO]` (the Makefile's run/token targets)."""
+"""`python -m devstack run | token USER | fire SCHEDULE [--at ISO] | traces [...] | traces-ui [...]` (Makefile targets)."""
 
 from __future__ import annotations
 
@@ -83,6 +83,74 @@ def fire(schedule: str, at: str | None) -> int:
     return 0
 
 
+def _trace_source(profile: str | None, region: str | None) -> tuple[object, str]:
+    """An X-Ray client and where it reads: the running local stack, or a real account with a profile."""
+    from devstack.trace_reader import xray_client
+
+    if profile:
+        import boto3
+
+        region = region or boto3.Session(profile_name=profile).region_name or "us-east-1"
+        return xray_client(endpoint_url=None, region=region, profile=profile), f"AWS profile {profile} ({region})"
+    e = _endpoints()
+    os.environ.pop("AWS_PROFILE", None)  # an exported profile must not stand between us and the local stack
+    return xray_client(endpoint_url=e["aws_endpoint"], region=e["region"]), f"local stack {e['aws_endpoint']}"
+
+
+def traces(filter_text: str, trace_id: str | None, minutes: int, entry: str, errors_only: bool,
+           profile: str | None, region: str | None, stage: str) -> int:
+    from devstack.trace_reader import Pricing, TraceReader
+    from devstack.trace_text import cost_table, timeline, trace_table
+    from devstack.traces import FilterError, function_costs, linked, parse_filter, select
+
+    xray, source = _trace_source(profile, region)
+    reader = TraceReader(xray)
+    if trace_id:
+        trace = reader.get(trace_id)
+        if trace is None:
+            print(f"no trace {trace_id} in {source}", file=sys.stderr)
+            return 1
+        upstream, downstream = linked(trace, reader.recent(minutes=minutes))
+        print(timeline(trace, upstream=upstream, downstream=downstream))
+        return 0
+    try:
+        clauses = parse_filter(filter_text)
+    except FilterError as exc:
+        print(f"FILTER: {exc}", file=sys.stderr)
+        return 2
+    window = reader.recent(minutes=minutes)
+    chosen = select(window, clauses, entry=entry, errors_only=errors_only)
+    pricing = Pricing(stage)
+    print(f"{len(chosen)} of {len(window)} traces of the last {minutes} min in {source}"
+          + (f", filter {filter_text}" if filter_text else ""))
+    print(trace_table(chosen[:50]))
+    if len(chosen) > 50:
+        print(f"... and {len(chosen) - 50} older (narrow it with FILTER or MINUTES)")
+    print("\nCost per function (these traces; Lambda $0.20/M requests + $0.0000166667/GB-s, API Gateway REST $3.50/M)")
+    print(cost_table(function_costs(chosen, memory_mb=pricing.memory_mb, is_api=pricing.is_api)))
+    print("\nOne trace as a timeline: make traces TRACE=<trace id>")
+    return 0
+
+
+def traces_ui(profile: str | None, region: str | None, port: int, stage: str) -> int:
+    from devstack.console import Console
+    from devstack.trace_reader import Pricing
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    xray, source = _trace_source(profile, region)
+    pricing = Pricing(stage)
+    console = Console(host="127.0.0.1", port=port, xray=xray, emulator=None, memory_mb=pricing.memory_mb,
+                      is_api=pricing.is_api)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    console.start()
+    print(f"trace viewer for {source}: http://127.0.0.1:{console.port}   (Ctrl-C stops it)", flush=True)
+    stop.wait()
+    console.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -92,7 +160,35 @@ def main(argv: list[str] | None = None) -> int:
     fire_cmd = commands.add_parser("fire", help="run a schedule now on the running stack")
     fire_cmd.add_argument("schedule")
     fire_cmd.add_argument("--at", help="the event's time, ISO 8601 (default: now)")
+    for name, helptext in (("traces", "recent traces as a table, or one as a timeline (--trace)"),
+                           ("traces-ui", "the trace viewer alone, e.g. against a real account (--profile)")):
+        cmd = commands.add_parser(name, help=helptext)
+        # Never from the environment: an exported AWS_PROFILE must not turn a look at the local
+        # stack into reading production.
+        cmd.add_argument("--profile", default=None,
+                         help="read a real account's X-Ray with this profile (default: the local stack)")
+        cmd.add_argument("--region", default=None)
+        cmd.add_argument("--stage", default=os.environ.get("STAGE", "dev"), help="for memory sizes in costs")
+        if name == "traces":
+            cmd.add_argument("--filter", default="", help='e.g. order_id = "..." (AND joins clauses)')
+            cmd.add_argument("--trace", default=None, help="one trace id: print it as a timeline")
+            cmd.add_argument("--minutes", type=int, default=60)
+            cmd.add_argument("--entry", default="", help="only entry points containing this text")
+            cmd.add_argument("--errors", action="store_true", help="only traces with an error or fault")
+        else:
+            cmd.add_argument("--port", type=int, default=int(os.environ.get("TRACE_PORT", 8001)))
     args = parser.parse_args(argv)
+    if args.command in ("traces", "traces-ui"):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            if args.command == "traces":
+                return traces(args.filter, args.trace, args.minutes, args.entry, args.errors, args.profile,
+                              args.region, args.stage)
+            return traces_ui(args.profile, args.region, args.port, args.stage)
+        except (BotoCoreError, ClientError) as exc:  # no profile, no credentials, no permission
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     if args.command == "run":
         return run()
     if args.command == "token":

@@ -1,75 +1,40 @@
-"""The local stack's own HTTP endpoint (at `trace_viewer`): recent traces, schedules, fire-now.
+"""The local stack's own HTTP endpoint (at `trace_viewer`): the trace viewer, schedules, fire-now.
 
-Traces are read only through the X-Ray API (GetTraceSummaries + BatchGetTraces), so what is shown
-is what X-Ray holds. moto returns summaries without annotations, so they are read from the full
-segment documents here.
+Traces are read only through the X-Ray API (devstack/trace_reader.py) and assembled by the pure
+devstack/traces.py; this module only maps URLs to them. With `emulator=None` it is the viewer
+alone, for a real account (`make traces-ui AWS_PROFILE=...`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 import logging
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, Callable
+from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["Console", "recent_traces"]
+from devstack import trace_pages
+from devstack.trace_reader import TraceReader
+from devstack.traces import FilterError, function_costs, linked, parse_filter, related, select
+
+__all__ = ["Console"]
 
 log = logging.getLogger("devstack.console")
 
 
-def recent_traces(xray: Any, *, minutes: int = 60, limit: int = 200) -> list[dict[str, Any]]:
-    """Traces of the last `minutes`, newest first: id, start, duration, entry point, status, annotations."""
-    end = datetime.now(timezone.utc)
-    ids: list[str] = []
-    kwargs: dict[str, Any] = {"StartTime": end - timedelta(minutes=minutes), "EndTime": end + timedelta(minutes=1)}
-    while len(ids) < limit:
-        page = xray.get_trace_summaries(**kwargs)
-        ids.extend(s["Id"] for s in page.get("TraceSummaries", []))
-        if not page.get("NextToken"):
-            break
-        kwargs["NextToken"] = page["NextToken"]
-    traces = []
-    for start in range(0, min(len(ids), limit), 5):  # BatchGetTraces takes at most 5 ids
-        for trace in xray.batch_get_traces(TraceIds=ids[start:start + 5]).get("Traces", []):
-            traces.append(_summarise(trace))
-    return sorted(traces, key=lambda t: t["start"], reverse=True)
-
-
-def _walk(entity: dict[str, Any]):
-    yield entity
-    for child in entity.get("subsegments", []):
-        yield from _walk(child)
-
-
-def _summarise(trace: dict[str, Any]) -> dict[str, Any]:
-    segments = [json.loads(s["Document"]) for s in trace.get("Segments", [])]
-    roots = [s for s in segments if not s.get("parent_id")] or segments
-    first = min(roots, key=lambda s: s.get("start_time", 0))
-    annotations: dict[str, Any] = {}
-    error = fault = False
-    entry = first.get("name", "")
-    for segment in segments:
-        for entity in _walk(segment):
-            annotations.update(entity.get("annotations", {}))
-            error = error or bool(entity.get("error"))
-            fault = fault or bool(entity.get("fault"))
-    for child in first.get("subsegments", []):
-        entry = f"{first.get('name')} {child.get('name')}"
-        break
-    start = min(s.get("start_time", 0) for s in segments)
-    finish = max(s.get("end_time", s.get("start_time", 0)) for s in segments)
-    return {"id": trace["Id"], "start": start, "duration_ms": round((finish - start) * 1000, 1),
-            "entry": entry, "segments": len(segments),
-            "status": "fault" if fault else "error" if error else "ok", "annotations": annotations}
+def _minutes(query: dict[str, list[str]]) -> int:
+    value = query.get("minutes", ["60"])[0]
+    return min(int(value), 24 * 60) if value.isdigit() and int(value) > 0 else 60
 
 
 class Console:
-    def __init__(self, *, host: str, port: int, xray: Any, emulator: Any) -> None:
+    def __init__(self, *, host: str, port: int, xray: Any, emulator: Any,
+                 memory_mb: Callable[[str], int] = lambda function: 128,
+                 is_api: Callable[[str], bool] = lambda function: False) -> None:
+        """`memory_mb` and `is_api` price a function by name (devstack.trace_reader.Pricing)."""
         console = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -82,10 +47,16 @@ class Console:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug(format, *args)
 
-        self._xray = xray
+        self._traces = TraceReader(xray)
         self._emulator = emulator
+        self._memory_mb = memory_mb
+        self._is_api = is_api
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="console", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
 
     def start(self) -> None:
         self._thread.start()
@@ -104,27 +75,84 @@ class Console:
         request.end_headers()
         request.wfile.write(data)
 
+    def _costs(self, traces: list[Any]) -> list[Any]:
+        return function_costs(traces, memory_mb=self._memory_mb, is_api=self._is_api)
+
     def _get(self, request: BaseHTTPRequestHandler) -> None:
         url = urlsplit(request.path)
         query = parse_qs(url.query)
-        if url.path == "/api/traces":
-            minutes = int(query.get("minutes", ["60"])[0]) if query.get("minutes", ["60"])[0].isdigit() else 60
-            self._send(request, 200, {"traces": recent_traces(self._xray, minutes=minutes)})
-        elif url.path == "/api/schedules":
-            schedules = [{**s, "next_fire": s["next_fire"].isoformat() if s.get("next_fire") else None}
-                         for s in self._emulator.schedules()]
-            self._send(request, 200, {"schedules": schedules})
-        elif url.path == "/api/stats":
-            stats = {name: dataclasses.asdict(value) for name, value in self._emulator.stats.items()}
-            self._send(request, 200, {"functions": stats})
-        elif url.path == "/":
-            self._send(request, 200, self._page(), "text/html")
-        else:
-            self._send(request, 404, {"Code": "NotFoundError", "Message": f"no page {url.path}"})
+        parts = url.path.strip("/").split("/")
+        try:
+            if url.path in ("/", "/api/traces"):
+                self._list(request, query, html=url.path == "/")
+            elif len(parts) == 2 and parts[0] == "trace" or len(parts) == 3 and parts[:2] == ["api", "traces"]:
+                self._trace(request, unquote(parts[-1]), query, html=parts[0] == "trace")
+            elif url.path == "/api/costs":
+                self._send(request, 200, {"functions": [c.as_dict() for c in self._costs(
+                    self._traces.recent(minutes=_minutes(query)))]})
+            elif url.path == "/api/schedules" and self._emulator is not None:
+                schedules = [{**s, "next_fire": s["next_fire"].isoformat() if s.get("next_fire") else None}
+                             for s in self._emulator.schedules()]
+                self._send(request, 200, {"schedules": schedules})
+            elif url.path == "/api/stats" and self._emulator is not None:
+                stats = {name: dataclasses.asdict(value) for name, value in self._emulator.stats.items()}
+                self._send(request, 200, {"functions": stats})
+            else:
+                self._send(request, 404, {"Code": "NotFoundError", "Message": f"no page {url.path}"})
+        except Exception as exc:  # the X-Ray API unreachable or refusing: say so, do not drop the connection
+            log.exception("trace viewer request %s failed", request.path)
+            self._send(request, 502, {"Code": type(exc).__name__, "Message": str(exc)})
+
+    def _list(self, request: BaseHTTPRequestHandler, query: dict[str, list[str]], *, html: bool) -> None:
+        filter_text = query.get("filter", [""])[0]
+        entry = query.get("entry", [""])[0]
+        errors_only = query.get("errors", [""])[0] in ("1", "true", "on")
+        minutes = _minutes(query)
+        try:
+            clauses = parse_filter(filter_text)
+            problem = ""
+        except FilterError as exc:
+            if not html:
+                self._send(request, 400, {"Code": "BadRequestError", "Message": f"filter: {exc}"})
+                return
+            clauses, problem = [], f"filter ignored: {exc}"
+        traces = self._traces.recent(minutes=minutes)
+        chosen = [] if problem else select(traces, clauses, entry=entry, errors_only=errors_only)
+        if not html:
+            self._send(request, 200, {"traces": [t.as_dict() for t in chosen], "total": len(traces)})
+            return
+        entries = sorted({t.entry for t in traces})
+        self._send(request, 200, trace_pages.list_page(
+            chosen, total=len(traces), costs=self._costs(chosen), entries=entries, filter_text=filter_text,
+            entry=entry, errors_only=errors_only, minutes=minutes, problem=problem), "text/html")
+
+    def _trace(self, request: BaseHTTPRequestHandler, trace_id: str, query: dict[str, list[str]], *,
+               html: bool) -> None:
+        trace = self._traces.get(trace_id)
+        if trace is None:
+            message = f"no trace {trace_id} (X-Ray may still be receiving it)"
+            if html:
+                self._send(request, 404, trace_pages.error_page(404, message), "text/html")
+            else:
+                self._send(request, 404, {"Code": "NotFoundError", "Message": message})
+            return
+        window = self._traces.recent(minutes=_minutes(query))
+        upstream, downstream = linked(trace, window)
+        sharing = related(trace, window)
+        if html:
+            self._send(request, 200, trace_pages.trace_page(trace, upstream=upstream, downstream=downstream,
+                                                            related=sharing), "text/html")
+            return
+        self._send(request, 200, {
+            **trace.as_dict(),
+            "spans": [{**dataclasses.asdict(s), "duration_ms": s.duration_ms, "status": s.status}
+                      for s in trace.spans],
+            "upstream": [t.id for t in upstream], "downstream": [t.id for t in downstream],
+            "related": {label: [t.id for t in others] for label, others in sharing.items()}})
 
     def _post(self, request: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(request.path).path.strip("/").split("/")
-        if len(parts) == 4 and parts[:2] == ["api", "schedules"] and parts[3] == "fire":
+        if self._emulator is not None and len(parts) == 4 and parts[:2] == ["api", "schedules"] and parts[3] == "fire":
             length = int(request.headers.get("Content-Length") or 0)
             try:
                 body = json.loads(request.rfile.read(length) or b"{}")
@@ -144,18 +172,3 @@ class Console:
             self._send(request, 200, {"schedule": parts[2], "result": result})
         else:
             self._send(request, 404, {"Code": "NotFoundError", "Message": "no such action"})
-
-    def _page(self) -> str:
-        rows = []
-        for t in recent_traces(self._xray):
-            started = datetime.fromtimestamp(t["start"], timezone.utc).strftime("%H:%M:%S.%f")[:-3]
-            notes = ", ".join(f"{k}={v}" for k, v in sorted(t["annotations"].items()))
-            rows.append(f"<tr class='{t['status']}'><td>{started}</td><td>{html.escape(t['entry'])}</td>"
-                        f"<td>{t['duration_ms']}</td><td>{t['status']}</td><td>{t['segments']}</td>"
-                        f"<td>{html.escape(notes)}</td><td><code>{t['id']}</code></td></tr>")
-        return ("<!doctype html><meta charset=utf-8><title>Storefront traces</title>"
-                "<style>body{font:14px system-ui;margin:2em}td,th{padding:2px 8px;text-align:left}"
-                ".error{background:#fff3cd}.fault{background:#f8d7da}</style>"
-                "<h1>Recent traces (last hour)</h1><table><tr><th>start (UTC)</th><th>entry point</th>"
-                "<th>ms</th><th>status</th><th>segments</th><th>annotations</th><th>trace id</th></tr>"
-                + "".join(rows) + "</table>")

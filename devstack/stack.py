@@ -163,8 +163,11 @@ class LocalStack:
         self.emulator.start()
         self._stoppers.append(("event delivery", self.emulator.stop))
 
+        from devstack.trace_reader import Pricing
+
+        pricing = Pricing(o.stage)
         console = Console(host=o.host, port=trace_port, xray=session.client("xray", endpoint_url=aws_endpoint),
-                          emulator=self.emulator)
+                          emulator=self.emulator, memory_mb=pricing.memory_mb, is_api=pricing.is_api)
         console.start()
         self._stoppers.append(("trace viewer", console.stop))
 

@@ -12,6 +12,7 @@ from chalice.app import Request, SQSEvent
 
 from chalicelib.adapters.logs import logger
 from chalicelib.bootstrap import container
+from chalicelib.entrypoints.sqs_batches import sender_trace_headers
 
 __all__ = ["http_middleware", "event_middleware"]
 
@@ -52,17 +53,18 @@ def http_middleware(request: Request, get_response: Callable[[Request], Response
 def event_middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
     """For queue, topic and schedule handlers: log context, and a span per invocation.
 
-    SQS batches get their spans per record instead (entrypoints/sqs_batches.py): each record
-    continues its own sender's trace.
+    An SQS-triggered invocation is a new trace linked to the traces of its records' senders, as
+    Lambda does it (entrypoints/sqs_batches.py adds a subsegment per record).
     """
     context = getattr(event, "context", None)
     function = getattr(context, "function_name", None) or "storefront"
     request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
     logger.thread_safe_append_keys(request_id=request_id, function=function)
+    # "<app>-<stage>-<handler>": a handler's name is a Python identifier, so it holds no "-".
+    name = f"## {function.rsplit('-', 1)[-1]}"
     try:
-        if isinstance(event, SQSEvent):
-            return get_response(event)
-        with container().tracer.invocation(f"## {function}", function=function) as span:
+        links = sender_trace_headers(event) if isinstance(event, SQSEvent) else ()
+        with container().tracer.invocation(name, function=function, links=links) as span:
             logger.thread_safe_append_keys(trace_id=span.trace_id)
             return get_response(event)
     except Exception:

@@ -4,8 +4,13 @@ Every queue consumer hands its record handler to `process_records`. A record who
 is returned in `batchItemFailures` (only that record is retried, later landing in the queue's DLQ
 after maxReceiveCount); the rest of the batch is acknowledged. Handlers therefore raise only for
 what a retry can fix, or for messages that must end in the DLQ, and record permanent failures
-themselves. Each record gets its own span continuing the sender's trace (AWSTraceHeader), so
-one user action can be followed across the queue.
+themselves.
+
+Tracing follows what Lambda does with an SQS trigger: an invocation is one new trace, linked to
+the traces of the messages' senders (`sender_trace_headers`, opened by entrypoints/middleware.py
+around the whole handler, so work done before or after the records is in it too); each record is
+a subsegment carrying the record's annotations. In Lambda the service opens that segment and adds
+the links; in the local stack the tracer does both, so the traces look the same in either place.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any, Callable
 from chalicelib.adapters.logs import logger
 from chalicelib.bootstrap import container
 
-__all__ = ["process_records", "json_body_of"]
+__all__ = ["process_records", "json_body_of", "sender_trace_headers"]
 
 RecordHandler = Callable[[Any], None]  # takes a Powertools SQSRecord
 
@@ -26,12 +31,20 @@ def json_body_of(record: Any) -> Any:
     return json.loads(record.body)
 
 
-def _trace_attribute(record: Any) -> str | None:
-    # Messages fanned out through SNS reach the queue without the AWSTraceHeader system attribute
-    # (moto never sets it; AWS only with SNS active tracing): senders also put the header in a
-    # message attribute of that name, which raw delivery carries to SQS.
-    attribute = record.message_attributes["AWSTraceHeader"]
-    return attribute.string_value if attribute is not None else None
+def sender_trace_headers(event: Any) -> list[str]:
+    """The trace headers of the senders of a Chalice SQSEvent's records (those that have one)."""
+    return [header for header in map(_trace_header, event.to_dict().get("Records", [])) if header]
+
+
+def _trace_header(record: dict[str, Any]) -> str | None:
+    """The sender's trace header of one record of Lambda's SQS event."""
+    header = (record.get("attributes") or {}).get("AWSTraceHeader")
+    if header:
+        return header
+    # SNS passes the publisher's trace on to SQS subscribers, but moto does not: senders through
+    # SNS also put the header in a message attribute of that name, which raw delivery carries.
+    attribute = (record.get("messageAttributes") or {}).get("AWSTraceHeader") or {}
+    return attribute.get("stringValue")
 
 
 def process_records(event: Any, handler: RecordHandler, *, span_name: str) -> dict[str, Any]:
@@ -39,11 +52,9 @@ def process_records(event: Any, handler: RecordHandler, *, span_name: str) -> di
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
     tracer = container().tracer
-    function = getattr(event.context, "function_name", None) or span_name
 
     def traced(record: Any) -> None:
-        header = record.attributes.aws_trace_header or _trace_attribute(record)
-        with tracer.invocation(span_name, function=function, trace_header=header) as span:
+        with tracer.subsegment(span_name) as span:
             span.annotate(message_id=record.message_id)
             try:
                 handler(record)

@@ -100,8 +100,11 @@ def test_processing_is_traced_with_its_steps_and_annotations(stack):
         for start in range(0, len(ids), 5):
             for trace in xray.batch_get_traces(TraceIds=ids[start:start + 5])["Traces"]:
                 for segment in trace["Segments"]:
-                    if f'"image_id": "{image_id}"' in json.dumps(json.loads(segment["Document"])):
-                        document = json.loads(segment["Document"])
+                    # The upload request's segment carries image_id too: the processing's is wanted.
+                    candidate = json.loads(segment["Document"])
+                    if (candidate["name"].endswith("process_images")
+                            and f'"image_id": "{image_id}"' in json.dumps(candidate)):
+                        document = candidate
         time.sleep(0.3)
     assert document is not None, "no trace carries the image's annotation"
     text = json.dumps(document)

@@ -107,8 +107,8 @@ def test_a_csv_is_imported_through_the_running_stack_and_followed_in_the_traces(
     newest = listed["items"][0]
     assert (newest["name"], newest["owner"]) == ("Item 1199", sub)  # the last valid row comes first
 
-    # One import, followed end to end: the dispatcher and every worker carry job_id, and the
-    # workers continue the dispatcher's trace (the header crossed SNS in a message attribute).
+    # One import, followed end to end: the dispatcher and every worker carry job_id, and each
+    # worker's trace is linked to the dispatcher's (the header crossed SNS in a message attribute).
     deadline = time.monotonic() + 30
     while True:
         documents = [d for d in _segments(stack, since) if _annotated(d, job_id)]
@@ -118,7 +118,7 @@ def test_a_csv_is_imported_through_the_running_stack_and_followed_in_the_traces(
             break
         time.sleep(1)
     assert len(dispatchers) == 1 and len(workers) == 3
-    assert {w["trace_id"] for w in workers} == {dispatchers[0]["trace_id"]}
+    assert {link["trace_id"] for w in workers for link in w["links"]} == {dispatchers[0]["trace_id"]}
 
 
 def test_cleanup_removes_what_it_should_and_nothing_else(stack):

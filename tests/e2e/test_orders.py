@@ -1,5 +1,6 @@
 """Orders on the running stack, as a buyer and an operator meet them: a burst levelled through the
-queue without overselling, a poison message dead-lettered while good orders flow, one trace."""
+queue without overselling, a poison message dead-lettered while good orders flow, the consumer's
+trace linked to the request's."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import boto3
@@ -135,7 +137,8 @@ def test_a_poison_message_ends_in_the_dead_letter_queue_while_good_orders_flow(s
     assert _stock(stack, product_id) == 2
 
 
-def test_the_order_request_and_its_consumer_share_one_trace(stack):
+def test_the_order_consumer_runs_in_its_own_trace_linked_to_the_request(stack):
+    """As Lambda does with an SQS trigger: a new trace per invocation, linked to the sender's."""
     product_id = _product(stack, stock=5)
     buyer = stack.token(f"buyer-{uuid.uuid4().hex[:8]}")
     response = requests.post(f"{stack.endpoints['api']}/orders", headers=_auth(buyer), timeout=10,
@@ -145,23 +148,32 @@ def test_the_order_request_and_its_consumer_share_one_trace(stack):
     trace_id = response.headers["X-Amzn-Trace-Id"].split("=", 1)[1]
 
     xray = _client(stack, "xray")
-    documents: list[dict] = []
+    since = datetime.now(timezone.utc) - timedelta(minutes=1)
+    consumer: dict | None = None
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(documents) < 2:
-        traces = xray.batch_get_traces(TraceIds=[trace_id])["Traces"]
-        documents = [json.loads(s["Document"]) for t in traces for s in t["Segments"]]
+    while consumer is None and time.monotonic() < deadline:
+        ids = [s["Id"] for s in xray.get_trace_summaries(
+            StartTime=since, EndTime=datetime.now(timezone.utc) + timedelta(minutes=1))["TraceSummaries"]]
+        for start in range(0, len(ids), 5):
+            for trace in xray.batch_get_traces(TraceIds=ids[start:start + 5])["Traces"]:
+                for segment in trace["Segments"]:
+                    document = json.loads(segment["Document"])
+                    if document["name"].endswith("consume_orders") and order_id in segment["Document"]:
+                        consumer = document
         time.sleep(0.5)
-    assert len(documents) >= 2, f"only {len(documents)} segment(s) in the order's trace"
+    assert consumer is not None, "no consumer trace carries the order's annotation"
+    request = [json.loads(s["Document"]) for t in xray.batch_get_traces(TraceIds=[trace_id])["Traces"]
+               for s in t["Segments"]]
 
-    consumer = next(d for d in documents if d["name"].endswith("consume_orders"))
-    request = next(d for d in documents if any(s["name"] == "POST /orders" for s in d.get("subsegments", [])))
-    record = consumer["subsegments"][0]
+    def ids_of(entity: dict) -> set[str]:
+        return {entity["id"]}.union(*(ids_of(s) for s in entity.get("subsegments", [])))
+
+    assert consumer["trace_id"] != trace_id
+    [link] = consumer["links"]
+    assert link["trace_id"] == trace_id and link["id"] in set().union(*map(ids_of, request))  # its SendMessage
+    [handler] = consumer["subsegments"]
+    [record] = [s for s in handler["subsegments"] if s["name"] == "## consume_orders record"]
     assert record["annotations"]["order_id"] == order_id
     assert record["annotations"]["product_id"] == product_id
     assert record["annotations"]["outcome"] == "confirmed"
-
-    def ids(entity: dict) -> set[str]:
-        return {entity["id"]}.union(*(ids(s) for s in entity.get("subsegments", [])))
-
-    assert consumer["parent_id"] in ids(request)  # it continues the request's SendMessage call
     assert order_id in json.dumps(request)  # the request's own annotation

@@ -25,6 +25,7 @@ from devstack.provision import Provisioned, provision
 from devstack.tokens import issue_token
 from infra.resources import load_template
 from tests.integration.app.helpers import User
+from tests.support import iam_audit
 from tests.support.moto import running_moto_server
 
 REGION = "us-east-1"
@@ -64,6 +65,17 @@ def stack() -> Iterator[Stack]:
             yield Stack(endpoint_url, provisioned, pool_id, client_id)
         finally:
             bootstrap.install(None)
+
+
+@pytest.fixture(scope="package", autouse=True)
+def least_privilege(stack: Stack) -> Iterator[list[iam_audit.Call]]:
+    """Every AWS call a handler makes in this folder must be one its role allows (infra/policies.py):
+    checked once all the folder's tests have run, failing the last one's teardown otherwise."""
+    with iam_audit.recording() as calls:
+        yield calls
+    refused = iam_audit.violations(calls, stack.provisioned)
+    if refused:
+        pytest.fail("calls the deployed roles would refuse:\n" + "\n".join(refused))
 
 
 @pytest.fixture(scope="package")

@@ -116,6 +116,25 @@ def test_each_work_queue_redrives_to_its_own_dead_letter_queue(
         assert attributes["MessageRetentionPeriod"] == str(props["MessageRetentionPeriod"])
 
 
+def test_buckets_are_private_encrypted_and_abort_abandoned_multipart_uploads(
+    provisioned: Provisioned, aws: Callable[[str], Any]
+) -> None:
+    s3 = aws("s3")
+    buckets = _of_type("AWS::S3::Bucket")
+    assert set(buckets) == {"UploadsBucket", "MediaBucket", "ImportsBucket"}
+
+    for logical_id in buckets:
+        name = provisioned[logical_id].ref
+        block = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+        assert block == dict.fromkeys(
+            ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True)
+        rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
+        assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+        (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+        assert rule["Status"] == "Enabled"
+        assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+
+
 def test_queue_policies_let_their_sources_send(provisioned: Provisioned, aws: Callable[[str], Any]) -> None:
     queue_url = provisioned.queue_url("ImageUploadsQueue")
     attributes = aws("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["Policy"])["Attributes"]

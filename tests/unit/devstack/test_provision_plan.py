@@ -64,6 +64,14 @@ def test_conditions_and_lambda_notifications_are_refused() -> None:
     _refused({**_template(Jobs={"Type": "AWS::SQS::Queue"}), "Parameters": {}}, "sections not supported locally")
 
 
+def test_a_lifecycle_rule_the_provisioner_cannot_translate_is_refused_naming_its_keys() -> None:
+    template = copy.deepcopy(load_template())
+    rules = template["Resources"]["MediaBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    rules.append({"Status": "Enabled", "Transitions": [{"StorageClass": "GLACIER", "TransitionInDays": 30}]})
+
+    _refused(template, "MediaBucket: lifecycle rule keys not supported locally: Transitions")
+
+
 def test_only_sqs_subscriptions_are_provisioned() -> None:
     template = _template(
         Topic={"Type": "AWS::SNS::Topic"},

@@ -1,0 +1,415 @@
+"""Traces as an operator reads them, assembled from X-Ray's own documents (pure: no I/O).
+
+Input is what BatchGetTraces returns (`{"Id", "Segments": [{"Id", "Document"}]}`), so the same
+code serves the local stack (moto) and real X-Ray. moto evaluates no filter expressions and
+returns summaries without annotations, so filtering happens here, on the full documents.
+
+The shapes read:
+- our own invocation segments (origin AWS::Lambda::Function, written by the app's tracer in the
+  local stack) and, on AWS, Lambda's AWS::Lambda (service) and AWS::Lambda::Function segments,
+  whose `Initialization` subsegment marks a cold start;
+- `cold_start` annotations the tracer sets on a container's first invocation;
+- `links` (`[{"trace_id", "id"}]`) on a segment: the producer traces an SQS-triggered invocation
+  was linked to.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+__all__ = [
+    "SEARCH_KEYS", "Span", "Invocation", "Trace", "Clause", "FilterError", "FunctionCost", "assemble", "parse_filter",
+    "matches", "select", "related", "linked", "function_costs", "percentile", "handler_name",
+    "LAMBDA_REQUEST_PRICE", "LAMBDA_GB_SECOND_PRICE", "API_GATEWAY_REST_PRICE",
+]
+
+# API.md's searchable annotations: the ones "related traces" are found by.
+SEARCH_KEYS = ("order_id", "product_id", "image_id", "job_id", "owner")
+
+LAMBDA_REQUEST_PRICE = 0.20 / 1_000_000  # USD per request
+LAMBDA_GB_SECOND_PRICE = 0.0000166667  # USD per GB-second (x86)
+API_GATEWAY_REST_PRICE = 3.50 / 1_000_000  # USD per REST API call
+
+_FUNCTION_ORIGIN = "AWS::Lambda::Function"
+
+
+@dataclass(frozen=True)
+class Span:
+    """One segment or subsegment, placed in its trace's waterfall."""
+
+    id: str
+    name: str
+    start: float
+    end: float
+    depth: int
+    segment: str  # the name of the segment it belongs to (the function, locally)
+    kind: str  # "segment" | "subsegment" | "aws" (an AWS call) | "remote"
+    error: bool = False
+    fault: bool = False
+    throttle: bool = False
+    annotations: Mapping[str, Any] = field(default_factory=dict)
+    cause: str = ""
+    trace_id: str = ""
+
+    @property
+    def duration_ms(self) -> float:
+        return round((self.end - self.start) * 1000, 1)
+
+    @property
+    def status(self) -> str:
+        return "fault" if self.fault else "error" if self.error else "throttle" if self.throttle else "ok"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One function invocation found in a trace (for cost and cold starts)."""
+
+    function: str
+    duration_ms: float
+    cold: bool
+    failed: bool
+
+
+@dataclass(frozen=True)
+class Trace:
+    id: str
+    start: float
+    end: float
+    entry: str
+    status: str
+    annotations: Mapping[str, tuple[Any, ...]]  # every value each key takes anywhere in the trace
+    spans: tuple[Span, ...]
+    links: tuple[str, ...]  # trace ids this trace's invocations were linked to (their producers)
+    invocations: tuple[Invocation, ...]
+
+    @property
+    def duration_ms(self) -> float:
+        return round((self.end - self.start) * 1000, 1)
+
+    @property
+    def functions(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(i.function for i in self.invocations))
+
+    def annotation(self, key: str) -> str:
+        """The key's values as one display string ("" when absent)."""
+        return ", ".join(str(v) for v in self.annotations.get(key, ()))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "start": self.start, "duration_ms": self.duration_ms, "entry": self.entry,
+                "status": self.status, "segments": len({s.segment for s in self.spans if s.depth == 0}),
+                "annotations": {k: list(v) if len(v) > 1 else v[0] for k, v in self.annotations.items()},
+                "links": list(self.links), "functions": list(self.functions)}
+
+
+def _documents(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The trace's segment documents, with subsegments the SDK streamed apart put back in place.
+
+    The SDK sends a subsegment as its own document (`"type": "subsegment"`, naming its
+    `parent_id`) once its segment holds many; X-Ray joins them to their segment, moto does not.
+    """
+    documents = []
+    for segment in raw.get("Segments", []):
+        document = segment.get("Document")
+        documents.append(json.loads(document) if isinstance(document, str) else dict(document or {}))
+    whole = [d for d in documents if d.get("type") != "subsegment"]
+    streamed = [d for d in documents if d.get("type") == "subsegment"]
+    entities: dict[str, dict[str, Any]] = {}
+
+    def index(entity: dict[str, Any]) -> None:
+        entities[str(entity.get("id", ""))] = entity
+        for child in entity.get("subsegments", []):
+            index(child)
+
+    for document in whole:
+        index(document)
+    while streamed:
+        placed = [d for d in streamed if d.get("parent_id") in entities]
+        if not placed:
+            break
+        for document in placed:
+            parent = entities[document["parent_id"]]
+            parent["subsegments"] = [c for c in parent.get("subsegments", []) if c.get("id") != document.get("id")]
+            parent["subsegments"].append(document)
+            index(document)
+        streamed = [d for d in streamed if d not in placed]
+    return whole + streamed  # a subsegment whose parent never arrived still shows, on its own
+
+
+def _kind(entity: Mapping[str, Any], depth: int) -> str:
+    if depth == 0:
+        return "segment"
+    if entity.get("namespace") == "aws":
+        return "aws"
+    if entity.get("namespace") == "remote":
+        return "remote"
+    return "subsegment"
+
+
+def _cause(entity: Mapping[str, Any]) -> str:
+    cause = entity.get("cause")
+    if not isinstance(cause, Mapping):
+        return ""
+    for exception in cause.get("exceptions", []):
+        message = exception.get("message") or ""
+        return f"{exception.get('type', 'Exception')}: {message}".strip(": ")
+    return ""
+
+
+def _walk(entity: Mapping[str, Any], depth: int, segment: str, trace_id: str) -> Iterator[Span]:
+    start = float(entity.get("start_time", 0))
+    end = float(entity.get("end_time", start))
+    name = str(entity.get("name", ""))
+    operation = (entity.get("aws") or {}).get("operation") if depth else None
+    if operation:
+        name = f"{name} {operation}"  # "DynamoDB TransactWriteItems" says more than "dynamodb"
+    yield Span(id=str(entity.get("id", "")), name=name, start=start, end=end,
+               depth=depth, segment=segment, kind=_kind(entity, depth), error=bool(entity.get("error")),
+               fault=bool(entity.get("fault")), throttle=bool(entity.get("throttle")),
+               annotations=dict(entity.get("annotations") or {}), cause=_cause(entity), trace_id=trace_id)
+    for child in sorted(entity.get("subsegments", []), key=lambda c: c.get("start_time", 0)):
+        yield from _walk(child, depth + 1, segment, trace_id)
+
+
+def _ordered(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Segments in waterfall order: each after its parent's segment, siblings by start time."""
+    ids_to_segment: dict[str, int] = {}
+    for index, document in enumerate(documents):
+        for span in _walk(document, 0, "", ""):
+            ids_to_segment[span.id] = index
+    children: dict[int | None, list[int]] = defaultdict(list)
+    for index, document in enumerate(documents):
+        parent = ids_to_segment.get(document.get("parent_id", ""))
+        children[parent if parent != index else None].append(index)
+    order: list[int] = []
+
+    def visit(parent: int | None) -> None:
+        for index in sorted(children.get(parent, []), key=lambda i: documents[i].get("start_time", 0)):
+            if index not in order:
+                order.append(index)
+                visit(index)
+
+    visit(None)
+    order += [i for i in range(len(documents)) if i not in order]  # cycles: keep everything
+    return [documents[i] for i in order]
+
+
+def _is_cold(document: Mapping[str, Any]) -> bool:
+    for span in _walk(document, 0, "", ""):
+        if span.annotations.get("cold_start") is True:
+            return True
+        if span.depth == 1 and span.name == "Initialization":
+            return True
+    return False
+
+
+def _invocation_ms(document: Mapping[str, Any]) -> float:
+    # On AWS the function segment also spans Initialization and Overhead; Invocation is the handler.
+    for child in document.get("subsegments", []):
+        if child.get("name") == "Invocation" and "end_time" in child:
+            return (child["end_time"] - child["start_time"]) * 1000
+    return (document.get("end_time", document.get("start_time", 0)) - document.get("start_time", 0)) * 1000
+
+
+def _failed(document: Mapping[str, Any]) -> bool:
+    # Our own spans only: an AWS call marked as an error is often expected (a conditional write
+    # that lost), and the handler decides what it means.
+    return any(s.fault or s.error for s in _walk(document, 0, "", "") if s.kind in ("segment", "subsegment"))
+
+
+def assemble(raw: Mapping[str, Any]) -> Trace:
+    """A Trace from one element of BatchGetTraces' `Traces`."""
+    trace_id = str(raw.get("Id", ""))
+    documents = _ordered(_documents(raw))
+    spans: list[Span] = []
+    annotations: dict[str, dict[Any, None]] = defaultdict(dict)
+    links: dict[str, None] = {}
+    invocations = []
+    for document in documents:
+        name = str(document.get("name", ""))
+        for span in _walk(document, 0, name, trace_id):
+            spans.append(span)
+            for key, value in span.annotations.items():
+                annotations[key][value] = None
+        for link in document.get("links", []) or []:
+            if isinstance(link, Mapping) and link.get("trace_id") and link["trace_id"] != trace_id:
+                links[str(link["trace_id"])] = None
+        if document.get("origin") == _FUNCTION_ORIGIN and "end_time" in document:
+            invocations.append(Invocation(function=name, duration_ms=_invocation_ms(document),
+                                          cold=_is_cold(document), failed=_failed(document)))
+    if not spans:
+        return Trace(trace_id, 0.0, 0.0, "", "ok", {}, (), (), ())
+    start = min(s.start for s in spans)
+    end = max(s.end for s in spans)
+    # The entry point is the first function's handler: on AWS, Lambda's own AWS::Lambda segment
+    # (and API Gateway's, when traced) come first but say less.
+    functions = [d for d in documents if d.get("origin") == _FUNCTION_ORIGIN]
+    first = min(functions or documents, key=lambda d: d.get("start_time", 0))
+    handler = next((c for c in sorted(first.get("subsegments", []), key=lambda c: c.get("start_time", 0))
+                    if c.get("name") not in ("Initialization", "Invocation", "Overhead")), None)
+    entry = f"{first.get('name', '')} {handler['name']}" if handler else str(first.get("name", ""))
+    status = ("fault" if any(s.fault for s in spans) else "error" if any(s.error for s in spans)
+              else "throttle" if any(s.throttle for s in spans) else "ok")
+    return Trace(id=trace_id, start=start, end=end, entry=entry, status=status,
+                 annotations={k: tuple(v) for k, v in annotations.items()}, spans=tuple(spans),
+                 links=tuple(links), invocations=tuple(invocations))
+
+
+# -- filtering --------------------------------------------------------------------------------
+
+class FilterError(ValueError):
+    """A filter expression this viewer does not understand."""
+
+
+@dataclass(frozen=True)
+class Clause:
+    key: str
+    op: str  # "=" or "!="
+    value: Any
+
+
+_CLAUSE = re.compile(
+    r'\s*(?:annotation\.)?([A-Za-z_][\w]*)\s*(!=|=)\s*("(?:[^"\\]|\\.)*"|true|false|-?\d+(?:\.\d+)?)\s*', re.I)
+
+
+def parse_filter(text: str | None) -> list[Clause]:
+    """Clauses of `key = "value" AND other != 3` (X-Ray's `annotation.key` spelling is accepted).
+
+    Raises FilterError naming what it could not read.
+    """
+    text = (text or "").strip()
+    if not text:
+        return []
+    clauses = []
+    for part in re.split(r"\s+(?:and|AND|&&)\s+", text):
+        match = _CLAUSE.fullmatch(part)
+        if not match:
+            raise FilterError(f'cannot read {part.strip()!r}: write key = "value" (joined with AND)')
+        key, op, literal = match.groups()
+        if literal.startswith('"'):
+            value: Any = json.loads(literal)
+        elif literal.lower() in ("true", "false"):
+            value = literal.lower() == "true"
+        else:
+            value = float(literal) if "." in literal else int(literal)
+        clauses.append(Clause(key, op, value))
+    return clauses
+
+
+def _holds(trace: Trace, clause: Clause) -> bool:
+    values = trace.annotations.get(clause.key, ())
+    found = any(v == clause.value or str(v) == str(clause.value) for v in values)
+    return found if clause.op == "=" else not found
+
+
+def matches(trace: Trace, clauses: Iterable[Clause] = (), *, entry: str = "", errors_only: bool = False) -> bool:
+    """Whether the trace passes every clause, names `entry` in its entry point, and (if asked) failed."""
+    if entry and entry.lower() not in trace.entry.lower():
+        return False
+    if errors_only and trace.status == "ok":
+        return False
+    return all(_holds(trace, c) for c in clauses)
+
+
+def select(traces: Iterable[Trace], clauses: Iterable[Clause] = (), *, entry: str = "",
+           errors_only: bool = False) -> list[Trace]:
+    """The matching traces, newest first."""
+    clauses = list(clauses)
+    chosen = [t for t in traces if matches(t, clauses, entry=entry, errors_only=errors_only)]
+    return sorted(chosen, key=lambda t: t.start, reverse=True)
+
+
+# -- following one user action ----------------------------------------------------------------
+
+def linked(trace: Trace, traces: Iterable[Trace]) -> tuple[list[Trace], list[Trace]]:
+    """(upstream, downstream): the traces `trace` was linked from, and those linked from it."""
+    by_id = {t.id: t for t in traces}
+    upstream = [by_id[i] for i in trace.links if i in by_id]
+    downstream = sorted((t for t in by_id.values() if trace.id in t.links), key=lambda t: t.start)
+    return upstream, downstream
+
+
+def related(trace: Trace, traces: Iterable[Trace]) -> dict[str, list[Trace]]:
+    """Other traces sharing one of its searchable annotations, by `key = "value"`, oldest first."""
+    found: dict[str, list[Trace]] = {}
+    others = [t for t in traces if t.id != trace.id]
+    for key in SEARCH_KEYS:
+        for value in trace.annotations.get(key, ()):
+            sharing = sorted((t for t in others if value in t.annotations.get(key, ())), key=lambda t: t.start)
+            if sharing:
+                found[f"{key} = {json.dumps(value)}"] = sharing
+    return found
+
+
+# -- cost per function ------------------------------------------------------------------------
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def handler_name(function: str, *, app: str, stage: str) -> str:
+    """The handler name of a function name: "storefront-dev-consume_orders" -> "consume_orders".
+
+    Chalice names the API's function "<app>-<stage>" (its handler is "api_handler"); chalice local
+    calls it "api_handler" itself.
+    """
+    if function in (f"{app}-{stage}", "api_handler", app):
+        return "api_handler"
+    return function.removeprefix(f"{app}-{stage}-")
+
+
+@dataclass(frozen=True)
+class FunctionCost:
+    function: str
+    memory_mb: int
+    invocations: int
+    cold_starts: int
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    mean_billed_ms: float
+    api: bool
+
+    @property
+    def cost_per_million(self) -> float:
+        """USD per million invocations: requests, GB-seconds at the memory, API Gateway for the API."""
+        gb_seconds = self.memory_mb / 1024 * self.mean_billed_ms / 1000
+        per_call = LAMBDA_REQUEST_PRICE + gb_seconds * LAMBDA_GB_SECOND_PRICE
+        if self.api:
+            per_call += API_GATEWAY_REST_PRICE
+        return round(per_call * 1_000_000, 2)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"function": self.function, "memory_mb": self.memory_mb, "invocations": self.invocations,
+                "cold_starts": self.cold_starts, "errors": self.errors, "p50_ms": round(self.p50_ms, 1),
+                "p99_ms": round(self.p99_ms, 1), "mean_billed_ms": round(self.mean_billed_ms, 1),
+                "api": self.api, "cost_per_million_usd": self.cost_per_million}
+
+
+def function_costs(traces: Iterable[Trace], *, memory_mb: Callable[[str], int],
+                   is_api: Callable[[str], bool]) -> list[FunctionCost]:
+    """Per function seen in `traces`: invocations, cold starts, errors, p50/p99, cost per million.
+
+    `memory_mb(function)` gives its configured memory; Lambda bills each invocation's duration
+    rounded up to the millisecond.
+    """
+    by_function: dict[str, list[Invocation]] = defaultdict(list)
+    for trace in traces:
+        for invocation in trace.invocations:
+            by_function[invocation.function].append(invocation)
+    costs = []
+    for function, calls in sorted(by_function.items()):
+        durations = [c.duration_ms for c in calls]
+        costs.append(FunctionCost(
+            function=function, memory_mb=memory_mb(function), invocations=len(calls),
+            cold_starts=sum(c.cold for c in calls), errors=sum(c.failed for c in calls),
+            p50_ms=percentile(durations, 50), p99_ms=percentile(durations, 99),
+            mean_billed_ms=sum(math.ceil(d) for d in durations) / len(durations), api=is_api(function)))
+    return costs

@@ -1,0 +1,181 @@
+"""What each Lambda function may do: the one definition of every function's IAM policy.
+
+Worked out from the code each handler reaches through ``chalicelib.bootstrap`` (the adapters
+it builds and the calls they make). Resources are references into the stack (``Fn::GetAtt`` /
+``Fn::Sub`` on logical ids of infra/resources.json), never names. Only X-Ray's two write
+actions take ``*``: AWS defines no resource for them.
+
+Notes on IAM's view of the calls:
+- TransactWriteItems has no action of its own: each item is checked as the PutItem, UpdateItem,
+  DeleteItem or ConditionCheckItem it is. BatchWriteItem and BatchGetItem do have their own.
+- HeadObject is authorised as s3:GetObject; a presigned URL or POST acts with the permissions of
+  the role that signed it (s3:GetObject for rendition links, s3:PutObject for upload forms).
+- PublishBatch is authorised as sns:Publish.
+- S3 answers a GET or HEAD of a missing key with 404 only to a caller that may list the bucket,
+  else with 403; the adapters tell "the file is gone" (a permanent outcome) from a failure by
+  that 404, so the functions that read uploads also get s3:ListBucket on that bucket.
+- An SQS event source mapping polls with the function's role: ReceiveMessage, DeleteMessage,
+  GetQueueAttributes on its queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "POLICIES",
+    "Grant",
+    "bucket",
+    "index",
+    "objects",
+    "policy_document",
+    "queue",
+    "table",
+    "topic",
+    "log_streams",
+]
+
+Intrinsic = dict[str, Any] | str
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Some actions on some resources (one IAM statement)."""
+
+    sid: str
+    actions: tuple[str, ...]
+    resources: tuple[Intrinsic, ...]
+
+
+def table(logical_id: str) -> Intrinsic:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def index(logical_id: str, index_name: str) -> Intrinsic:
+    return {"Fn::Sub": f"${{{logical_id}.Arn}}/index/{index_name}"}
+
+
+def bucket(logical_id: str) -> Intrinsic:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def objects(logical_id: str, prefix: str) -> Intrinsic:
+    """Objects of a bucket under ``prefix`` (``"uploads/"`` -> ``arn:...:bucket/uploads/*``)."""
+    return {"Fn::Sub": f"${{{logical_id}.Arn}}/{prefix}*"}
+
+
+def queue(logical_id: str) -> Intrinsic:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def topic(logical_id: str) -> Intrinsic:
+    return {"Ref": logical_id}  # a topic's Ref is its ARN
+
+
+def log_streams(log_group_id: str) -> Intrinsic:
+    """The streams of the function's own log group (created by the template, so no CreateLogGroup)."""
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}"
+                       f":log-group:${{{log_group_id}}}:*"}
+
+
+def _consume(queue_id: str) -> Grant:
+    return Grant("PollItsQueue", ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
+                 (queue(queue_id),))
+
+
+POLICIES: dict[str, tuple[Grant, ...]] = {
+    # Routes: products, orders, image upload forms, imports; presigned rendition links.
+    "api_handler": (
+        Grant("Products", ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+              (table("ProductsTable"),)),
+        Grant("ProductPages", ("dynamodb:Query",),
+              (index("ProductsTable", "owner-index"), index("ProductsTable", "catalog-index"))),
+        Grant("IdempotencyRecords", ("dynamodb:GetItem", "dynamodb:PutItem"), (table("IdempotencyTable"),)),
+        Grant("Orders", ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"), (table("OrdersTable"),)),
+        Grant("PendingImages", ("dynamodb:PutItem",), (table("ImagesTable"),)),
+        Grant("ImportJobs", ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"),
+              (table("ImportJobsTable"),)),
+        Grant("UploadForms", ("s3:PutObject",),
+              (objects("UploadsBucket", "uploads/"), objects("ImportsBucket", "imports/"))),
+        Grant("RenditionLinks", ("s3:GetObject",), (objects("MediaBucket", "products/"),)),
+        Grant("PlaceOrders", ("sqs:SendMessage",), (queue("OrdersQueue"),)),
+    ),
+    # Confirms (stock and order in one transaction) or rejects each queued order.
+    "consume_orders": (
+        _consume("OrdersQueue"),
+        # One BatchGetItem reads a batch's stocks (a GetItem per product if it fails).
+        Grant("Stock", ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
+              (table("ProductsTable"),)),
+        Grant("Orders", ("dynamodb:UpdateItem",), (table("OrdersTable"),)),
+    ),
+    # Reads an upload, writes renditions (deleting them again if the image vanished meanwhile).
+    "process_images": (
+        _consume("ImageUploadsQueue"),
+        Grant("ImagesAndProducts", ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+              (table("ImagesTable"), table("ProductsTable"))),
+        Grant("ReadUploads", ("s3:GetObject",), (objects("UploadsBucket", "uploads/"),)),
+        Grant("TellMissingUploads", ("s3:ListBucket",), (bucket("UploadsBucket"),)),
+        Grant("WriteRenditions", ("s3:PutObject", "s3:DeleteObject"), (objects("MediaBucket", "products/"),)),
+    ),
+    # Streams the CSV once, records the plan, publishes the chunks (or the job's failure).
+    "dispatch_import": (
+        _consume("ImportUploadsQueue"),
+        Grant("ImportJobs", ("dynamodb:GetItem", "dynamodb:UpdateItem"), (table("ImportJobsTable"),)),
+        Grant("ReadImports", ("s3:GetObject",), (objects("ImportsBucket", "imports/"),)),
+        Grant("TellMissingImports", ("s3:ListBucket",), (bucket("ImportsBucket"),)),
+        Grant("PublishChunksAndOutcome", ("sns:Publish",),
+              (topic("ImportChunksTopic"), topic("ImportCompletedTopic"))),
+    ),
+    # Writes one chunk's products and errors, counts it on the job, announces the last one.
+    "import_chunk": (
+        _consume("ImportChunksQueue"),
+        Grant("ImportJobs", ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"),
+              (table("ImportJobsTable"),)),
+        Grant("WriteProducts", ("dynamodb:BatchWriteItem",), (table("ProductsTable"),)),
+        Grant("ProductsAlreadyWritten", ("dynamodb:Query",), (index("ProductsTable", "owner-index"),)),
+        Grant("ReadImports", ("s3:GetObject",), (objects("ImportsBucket", "imports/"),)),
+        Grant("TellMissingImports", ("s3:ListBucket",), (bucket("ImportsBucket"),)),
+        Grant("PublishOutcome", ("sns:Publish",), (topic("ImportCompletedTopic"),)),
+    ),
+    # Fails stale pending images, deletes what nothing references and what has expired.
+    "cleanup": (
+        Grant("Images", ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem",
+                         "dynamodb:BatchWriteItem"), (table("ImagesTable"),)),
+        Grant("ImageIndexes", ("dynamodb:Query",),
+              (index("ImagesTable", "pending-index"), index("ImagesTable", "product-index"))),
+        Grant("Products", ("dynamodb:BatchGetItem", "dynamodb:UpdateItem"), (table("ProductsTable"),)),
+        Grant("Cursors", ("dynamodb:GetItem", "dynamodb:PutItem"), (table("CleanupStateTable"),)),
+        Grant("ExpiredIdempotencyRecords", ("dynamodb:Query",), (index("IdempotencyTable", "expiry-index"),)),
+        Grant("DeleteIdempotencyRecords", ("dynamodb:DeleteItem",), (table("IdempotencyTable"),)),
+        Grant("ExpiredImportJobs", ("dynamodb:Query",), (index("ImportJobsTable", "expiry-index"),)),
+        Grant("DeleteImportJobs", ("dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"),
+              (table("ImportJobsTable"),)),
+        Grant("ListBuckets", ("s3:ListBucket",), (bucket("UploadsBucket"), bucket("MediaBucket"))),
+        Grant("DeleteObjects", ("s3:DeleteObject",),
+              (objects("UploadsBucket", "uploads/"), objects("MediaBucket", "products/"),
+               objects("ImportsBucket", "imports/"))),
+    ),
+}
+
+# X-Ray's write actions have no resource-level permissions.
+_TRACING = Grant("Tracing", ("xray:PutTraceSegments", "xray:PutTelemetryRecords"), ("*",))
+
+
+def policy_document(function: str, log_group_id: str) -> dict[str, Any]:
+    """The IAM policy document of ``function`` (a Chalice handler name), logging to ``log_group_id``.
+
+    Raises KeyError for a function with no entry in POLICIES: a new handler must be given one.
+    """
+    grants = POLICIES[function] + (
+        Grant("Logs", ("logs:CreateLogStream", "logs:PutLogEvents"), (log_streams(log_group_id),)),
+        _TRACING,
+    )
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": g.sid, "Effect": "Allow", "Action": list(g.actions),
+             "Resource": list(g.resources) if len(g.resources) > 1 else g.resources[0]}
+            for g in grants
+        ],
+    }

@@ -1,0 +1,138 @@
+"""The local stack and the deployed stack cannot drift: what devstack/provision.py creates in
+moto from infra/resources.json is read back and compared with the packaged template."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from devstack.provision import Provisioned, provision
+from infra.package import ALARM_TOPIC, functions
+from infra.resources import load_template
+from tests.support.moto import running_moto_server
+
+pytestmark = pytest.mark.timeout(900)
+
+REGION = "us-east-1"
+PROVISIONED_TYPES = {"AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "AWS::S3::Bucket",
+                     "AWS::SNS::Topic", "AWS::SNS::Subscription", "AWS::Cognito::UserPool",
+                     "AWS::Cognito::UserPoolClient"}
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[tuple[Provisioned, Callable[[str], Any]]]:
+    """infra/resources.json provisioned into a moto server, and a client factory for it."""
+    with running_moto_server() as endpoint_url:
+        session = boto3.session.Session()
+
+        def client(service: str) -> Any:
+            return session.client(service, endpoint_url=endpoint_url, region_name=REGION,
+                                  aws_access_key_id="testing", aws_secret_access_key="testing")
+
+        yield provision(load_template(), endpoint_url=endpoint_url, region=REGION), client
+
+
+def _of_type(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {i: r["Properties"] for i, r in template["Resources"].items() if r["Type"] == type_}
+
+
+def _ref_id(value: dict[str, Any]) -> str:
+    return str(value["Ref"] if "Ref" in value else value["Fn::GetAtt"][0])
+
+
+def test_the_local_stack_has_exactly_the_templates_tables_queues_buckets_topics_and_user_pool(
+        template: dict[str, Any], local: tuple[Provisioned, Any]) -> None:
+    provisioned, _ = local
+    deployed = {i for i, r in template["Resources"].items() if r["Type"] in PROVISIONED_TYPES}
+
+    # The alarms' topic is the only one the app never uses: it exists only on AWS.
+    assert set(provisioned.resources) == deployed - {ALARM_TOPIC}
+
+
+def test_tables_have_the_templates_keys_indexes_billing_and_ttl(
+        template: dict[str, Any], local: tuple[Provisioned, Any]) -> None:
+    provisioned, aws = local
+    ddb = aws("dynamodb")
+    for logical_id, props in _of_type(template, "AWS::DynamoDB::Table").items():
+        table = ddb.describe_table(TableName=provisioned[logical_id].ref)["Table"]
+
+        assert table["KeySchema"] == props["KeySchema"], logical_id
+        assert sorted(table["AttributeDefinitions"], key=str) == sorted(props["AttributeDefinitions"], key=str)
+        assert table["BillingModeSummary"]["BillingMode"] == props["BillingMode"]
+        local_indexes = {i["IndexName"]: (i["KeySchema"], i["Projection"]) for i in table.get("GlobalSecondaryIndexes", [])}
+        assert local_indexes == {i["IndexName"]: (i["KeySchema"], i["Projection"])
+                                 for i in props.get("GlobalSecondaryIndexes", [])}, logical_id
+        ttl = ddb.describe_time_to_live(TableName=provisioned[logical_id].ref)["TimeToLiveDescription"]
+        if "TimeToLiveSpecification" in props:
+            assert ttl["AttributeName"] == props["TimeToLiveSpecification"]["AttributeName"]
+            assert ttl["TimeToLiveStatus"] == "ENABLED"
+        else:
+            assert ttl["TimeToLiveStatus"] == "DISABLED"
+
+
+def test_queues_have_the_templates_visibility_retention_and_redrive(
+        template: dict[str, Any], local: tuple[Provisioned, Any]) -> None:
+    provisioned, aws = local
+    sqs = aws("sqs")
+    for logical_id, props in _of_type(template, "AWS::SQS::Queue").items():
+        attributes = sqs.get_queue_attributes(QueueUrl=provisioned[logical_id].ref, AttributeNames=["All"])["Attributes"]
+
+        assert int(attributes["VisibilityTimeout"]) == props.get("VisibilityTimeout", 30), logical_id
+        assert int(attributes["MessageRetentionPeriod"]) == props["MessageRetentionPeriod"], logical_id
+        if "RedrivePolicy" in props:
+            redrive = json.loads(attributes["RedrivePolicy"])
+            target = _ref_id(props["RedrivePolicy"]["deadLetterTargetArn"])
+            assert redrive["deadLetterTargetArn"] == provisioned[target].attributes["Arn"]
+            assert int(redrive["maxReceiveCount"]) == props["RedrivePolicy"]["maxReceiveCount"]
+        else:
+            assert "RedrivePolicy" not in attributes
+
+
+def test_subscriptions_deliver_the_templates_topics_to_the_templates_queues(
+        template: dict[str, Any], local: tuple[Provisioned, Any]) -> None:
+    provisioned, aws = local
+    sns = aws("sns")
+    subscriptions = _of_type(template, "AWS::SNS::Subscription")
+
+    assert subscriptions
+    for logical_id, props in subscriptions.items():
+        topic_arn = provisioned[_ref_id(props["TopicArn"])].ref
+        (found,) = sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
+        assert (found["Protocol"], found["Endpoint"]) == (
+            props["Protocol"], provisioned[_ref_id(props["Endpoint"])].attributes["Arn"]), logical_id
+        attributes = sns.get_subscription_attributes(SubscriptionArn=found["SubscriptionArn"])["Attributes"]
+        assert attributes["RawMessageDelivery"] == str(props["RawMessageDelivery"]).lower()
+
+
+def test_buckets_notify_the_templates_queues_for_the_templates_prefixes_and_the_queues_let_them(
+        template: dict[str, Any], local: tuple[Provisioned, Any]) -> None:
+    provisioned, aws = local
+    s3, sqs = aws("s3"), aws("sqs")
+    for logical_id, props in _of_type(template, "AWS::S3::Bucket").items():
+        bucket = provisioned[logical_id].ref
+        found = s3.get_bucket_notification_configuration(Bucket=bucket).get("QueueConfigurations", [])
+        wanted = props.get("NotificationConfiguration", {}).get("QueueConfigurations", [])
+
+        assert [(c["QueueArn"], c["Events"], c["Filter"]["Key"]["FilterRules"][0]["Value"]) for c in found] == [
+            (provisioned[_ref_id(w["Queue"])].attributes["Arn"], [w["Event"]], w["Filter"]["S3Key"]["Rules"][0]["Value"])
+            for w in wanted], logical_id
+        for w in wanted:
+            policy = json.loads(sqs.get_queue_attributes(QueueUrl=provisioned[_ref_id(w["Queue"])].ref,
+                                                         AttributeNames=["Policy"])["Attributes"]["Policy"])
+            assert policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"] == f"arn:aws:s3:::{bucket}"
+        (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+        (template_rule,) = props["LifecycleConfiguration"]["Rules"]
+        assert rule["AbortIncompleteMultipartUpload"] == template_rule["AbortIncompleteMultipartUpload"]
+
+
+def test_every_function_is_given_the_env_var_names_the_local_stack_gives_the_app(
+        template: dict[str, Any], local: tuple[Provisioned, Any]) -> None:
+    provisioned, _ = local
+    local_names = set(provisioned.env())
+    for logical_id in functions(template).values():
+        variables = template["Resources"][logical_id]["Properties"]["Environment"]["Variables"]
+        assert {k for k, v in variables.items() if isinstance(v, dict)} == local_names, logical_id

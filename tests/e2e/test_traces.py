@@ -1,0 +1,145 @@
+"""An operator follows one order through the running stack: in the trace viewer (headless Chromium)
+and in the terminal (`make traces`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.timeout(180)
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _confirmed_order(stack: Any) -> dict[str, str]:
+    """A product, an order for it, and the order once the consumer confirmed it."""
+    api = stack.endpoints["api"]
+    seller, buyer = stack.token(f"seller-{uuid.uuid4().hex[:8]}"), stack.token(f"buyer-{uuid.uuid4().hex[:8]}")
+    product = requests.post(f"{api}/products", headers=_auth(seller), timeout=10,
+                            json={"name": "Lamp", "price_cents": 4500, "currency": "EUR", "stock": 3}).json()
+    placed = requests.post(f"{api}/orders", headers=_auth(buyer), timeout=10,
+                           json={"product_id": product["id"], "quantity": 1})
+    assert placed.status_code == 202
+    order_id = placed.json()["order_id"]
+    deadline = time.monotonic() + 60
+    status = None
+    while status != "confirmed" and time.monotonic() < deadline:
+        status = requests.get(f"{api}/orders/{order_id}", headers=_auth(buyer), timeout=10).json().get("status")
+        time.sleep(0.3)
+    assert status == "confirmed"
+    return {"order_id": order_id, "product_id": product["id"],
+            "trace_id": placed.headers["X-Amzn-Trace-Id"].split("=", 1)[1]}
+
+
+def _make(stack: Any, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "-s", *args], cwd=ROOT, env=stack.env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def _both(traces: list[dict[str, Any]]) -> bool:
+    return {"api_handler POST /orders", "consume_orders"} <= {t["entry"].rsplit(" ## ")[-1] for t in traces}
+
+
+def _wait_for_both_traces(stack: Any, order_id: str) -> list[dict[str, Any]]:
+    """The viewer's list for the order once the request's and the consumer's traces are in X-Ray
+    (the buyer's GET /orders/{id} polls carry the order id too)."""
+    deadline = time.monotonic() + 60
+    while True:
+        traces = requests.get(f"{stack.endpoints['trace_viewer']}/api/traces", timeout=30,
+                              params={"filter": f'order_id = "{order_id}"'}).json()["traces"]
+        if _both(traces) or time.monotonic() > deadline:
+            return traces
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        if os.environ.get("CI"):
+            pytest.fail("chromium and chromium-driver are not installed (.ci/run installs them)")
+        pytest.skip("needs Debian's chromium and chromium-driver: apt-get install -y chromium chromium-driver")
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager fetch a browser or driver
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_an_operator_finds_an_orders_whole_path_in_the_viewer(stack, browser):
+    from selenium.webdriver.common.by import By
+
+    order = _confirmed_order(stack)
+    expected = _wait_for_both_traces(stack, order["order_id"])
+    assert _both(expected)
+
+    browser.get(stack.endpoints["trace_viewer"])
+    box = browser.find_element(By.ID, "filter")
+    box.clear()
+    box.send_keys(f'order_id = "{order["order_id"]}"')
+    browser.find_element(By.ID, "apply").click()
+
+    rows = browser.find_elements(By.CSS_SELECTOR, "#traces tr.trace")
+    assert {r.get_attribute("data-trace-id") for r in rows} >= {t["id"] for t in expected}
+    entries = [r.find_element(By.CSS_SELECTOR, "a.trace-link").text for r in rows]
+    assert "api_handler POST /orders" in entries
+    assert any(e.endswith("consume_orders ## consume_orders") for e in entries)
+    assert all(order["order_id"] in r.find_element(By.CSS_SELECTOR, "td.notes").text for r in rows)
+    assert "consume_orders" in browser.find_element(By.ID, "costs").text
+
+    request_row = next(r for r in rows if r.get_attribute("data-trace-id") == order["trace_id"])
+    request_row.find_element(By.CSS_SELECTOR, "a.trace-link").click()
+
+    spans = browser.find_elements(By.CSS_SELECTOR, "#waterfall tr.span")
+    segments = {s.get_attribute("data-segment") for s in spans}
+    assert "api_handler" in segments
+    assert any(name.endswith("consume_orders") for name in segments)
+    names = [s.get_attribute("data-name") for s in spans]
+    assert "POST /orders" in names and "## consume_orders record" in names
+    assert all(s.is_displayed() for s in spans)
+    related = browser.find_element(By.ID, "related").text
+    assert f'order_id = "{order["order_id"]}"' in related
+
+
+def test_an_operator_finds_the_same_path_in_the_terminal(stack):
+    order = _confirmed_order(stack)
+    assert _both(_wait_for_both_traces(stack, order["order_id"]))
+
+    listed = _make(stack, "traces", f'FILTER=order_id = "{order["order_id"]}"')
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    rows = [line for line in lines if order["order_id"] in line]
+    assert any(" api_handler POST /orders " in row and order["trace_id"] in row for row in rows)
+    assert any(" storefront-dev-consume_orders ## consume_orders " in row for row in rows)
+    assert any(line.startswith("storefront-dev-consume_orders ") for line in lines)  # the cost table
+
+    timeline = _make(stack, "traces", f"TRACE={order['trace_id']}")
+    assert timeline.returncode == 0, timeline.stderr
+    assert timeline.stdout.startswith(f"trace {order['trace_id']}")
+    assert "POST /orders" in timeline.stdout
+    assert "(linked)" in timeline.stdout and "## consume_orders record" in timeline.stdout

@@ -1,0 +1,265 @@
+"""infra/package.py's steps, each on a small Chalice-shaped template (no chalice, no network)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.package import (
+    add_alarms,
+    add_gateway_responses,
+    add_log_groups,
+    add_resource_env,
+    finish,
+    functions,
+    grant_least_privilege,
+    load_handlers_through_app,
+    name_functions,
+    source_built_wheels,
+    trace_everything,
+    wire_sqs_events,
+)
+from infra.policies import POLICIES, policy_document
+
+pytestmark = pytest.mark.timeout(30)
+
+RESOURCES: dict[str, Any] = {
+    "Resources": {
+        "OrdersQueueDeadLetterQueue": {"Type": "AWS::SQS::Queue", "Properties": {}},
+        "OrdersQueue": {"Type": "AWS::SQS::Queue", "Properties": {
+            "VisibilityTimeout": 180,
+            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["OrdersQueueDeadLetterQueue", "Arn"]},
+                              "maxReceiveCount": 5}}},
+        "OrdersQueuePolicy": {"Type": "AWS::SQS::QueuePolicy", "Properties": {}},
+        "ProductsTable": {"Type": "AWS::DynamoDB::Table", "Properties": {}},
+    }
+}
+
+
+def _role() -> dict[str, Any]:
+    return {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}, "Policies": [
+        {"PolicyName": "x", "PolicyDocument": {"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}}]}}
+
+
+def _function(handler: str, role: str, events: dict[str, Any] | None = None) -> dict[str, Any]:
+    props: dict[str, Any] = {"Handler": handler, "Runtime": "python3.11", "Timeout": 30,
+                             "Environment": {"Variables": {"STAGE": "dev"}}, "Role": {"Fn::GetAtt": [role, "Arn"]}}
+    if events:
+        props["Events"] = events
+    return {"Type": "AWS::Serverless::Function", "Properties": props}
+
+
+def chalice_template() -> dict[str, Any]:
+    """What `chalice package --merge-template` gives for an API and one queue consumer."""
+    sqs_event = {"Type": "SQS", "Properties": {
+        "Queue": {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:OrdersQueue"},
+        "BatchSize": 10, "ScalingConfig": {"MaximumConcurrency": 2}}}
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Transform": "AWS::Serverless-2016-10-31",
+        "Resources": {
+            "ApiHandlerRole": _role(),
+            "APIHandler": _function("app.app", "ApiHandlerRole"),
+            "RestAPI": {"Type": "AWS::Serverless::Api", "Properties": {"StageName": "api"}},
+            "ConsumeOrdersRole": _role(),
+            "ConsumeOrders": _function("chalicelib.entrypoints.order_events.consume_orders", "ConsumeOrdersRole",
+                                       {"ConsumeOrdersSqsEventSource": sqs_event}),
+            **copy.deepcopy(RESOURCES["Resources"]),
+        },
+        "Outputs": {},
+    }
+
+
+def test_functions_are_found_by_their_chalice_names() -> None:
+    assert functions(chalice_template()) == {"api_handler": "APIHandler", "consume_orders": "ConsumeOrders"}
+
+
+def test_event_handlers_are_loaded_through_app_py_and_keep_their_names() -> None:
+    template = chalice_template()
+
+    load_handlers_through_app(template)
+
+    assert template["Resources"]["ConsumeOrders"]["Properties"]["Handler"] == "app.consume_orders"
+    assert template["Resources"]["APIHandler"]["Properties"]["Handler"] == "app.app"
+    assert functions(template) == {"api_handler": "APIHandler", "consume_orders": "ConsumeOrders"}
+
+
+def test_an_sqs_event_names_its_queue_by_reference_and_reports_partial_batch_failures() -> None:
+    template = chalice_template()
+
+    wire_sqs_events(template)
+
+    props = template["Resources"]["ConsumeOrders"]["Properties"]["Events"]["ConsumeOrdersSqsEventSource"]["Properties"]
+    assert props["Queue"] == {"Fn::GetAtt": ["OrdersQueue", "Arn"]}
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["ScalingConfig"] == {"MaximumConcurrency": 2}  # Chalice's, from the decorator, kept
+
+
+def test_an_sqs_event_on_a_queue_the_template_does_not_define_is_refused() -> None:
+    template = chalice_template()
+    del template["Resources"]["OrdersQueue"]
+
+    with pytest.raises(ValueError, match="no queue 'OrdersQueue'"):
+        wire_sqs_events(template)
+
+
+def test_each_role_gets_exactly_its_functions_policy_and_the_deny_all_placeholder_is_gone() -> None:
+    template = chalice_template()
+
+    grant_least_privilege(template)
+
+    (policy,) = template["Resources"]["ConsumeOrdersRole"]["Properties"]["Policies"]
+    assert policy["PolicyDocument"] == policy_document("consume_orders", "ConsumeOrdersLogGroup")
+    assert "Deny" not in json.dumps(template)
+
+
+def test_two_functions_sharing_a_role_are_refused() -> None:
+    template = chalice_template()
+    template["Resources"]["ConsumeOrders"]["Properties"]["Role"] = {"Fn::GetAtt": ["ApiHandlerRole", "Arn"]}
+
+    with pytest.raises(ValueError, match="share the role ApiHandlerRole"):
+        grant_least_privilege(template)
+
+
+def test_a_function_without_a_policy_is_refused() -> None:
+    template = chalice_template()
+    template["Resources"]["ConsumeOrders"]["Properties"]["Handler"] = "chalicelib.entrypoints.x.new_handler"
+
+    with pytest.raises(KeyError, match="new_handler"):
+        grant_least_privilege(template)
+
+
+def test_every_policy_grants_logs_on_its_own_log_group_and_tracing() -> None:
+    document = policy_document("cleanup", "CleanupLogGroup")
+
+    by_sid = {s["Sid"]: s for s in document["Statement"]}
+    assert by_sid["Logs"]["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${CleanupLogGroup}:*"}
+    assert by_sid["Tracing"] == {"Sid": "Tracing", "Effect": "Allow", "Resource": "*",
+                                 "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]}
+    assert set(POLICIES) == {"api_handler", "consume_orders", "process_images", "dispatch_import", "import_chunk",
+                             "cleanup"}
+
+
+def test_functions_are_named_after_the_stack_and_log_to_a_group_with_retention() -> None:
+    template = chalice_template()
+
+    name_functions(template)
+    add_log_groups(template, retention_days=14)
+
+    resources = template["Resources"]
+    assert resources["ConsumeOrders"]["Properties"]["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-consume_orders"}
+    assert resources["APIHandlerLogGroup"]["Properties"] == {
+        "LogGroupName": {"Fn::Sub": "/aws/lambda/${AWS::StackName}-api_handler"}, "RetentionInDays": 14}
+    assert resources["APIHandler"]["DependsOn"] == ["APIHandlerLogGroup"]
+
+
+def test_every_function_is_told_every_app_resource_by_the_env_var_rule() -> None:
+    template = chalice_template()
+
+    add_resource_env(template, RESOURCES)
+
+    variables = template["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert variables == {"STAGE": "dev", "ORDERS_QUEUE_DEAD_LETTER_QUEUE": {"Ref": "OrdersQueueDeadLetterQueue"},
+                         "ORDERS_QUEUE": {"Ref": "OrdersQueue"}, "PRODUCTS_TABLE": {"Ref": "ProductsTable"}}
+
+
+def test_a_stage_variable_that_would_hide_a_resource_variable_is_refused() -> None:
+    template = chalice_template()
+    template["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]["ORDERS_QUEUE"] = "mine"
+
+    with pytest.raises(ValueError, match="ORDERS_QUEUE"):
+        add_resource_env(template, RESOURCES)
+
+
+def test_functions_and_the_api_stage_are_traced() -> None:
+    template = chalice_template()
+    template["Resources"]["APIHandler"]["Properties"]["Tracing"] = "PassThrough"
+
+    trace_everything(template)
+
+    assert template["Resources"]["APIHandler"]["Properties"]["Tracing"] == "Active"
+    assert template["Resources"]["RestAPI"]["Properties"]["TracingEnabled"] is True
+
+
+def _render(body_template: str, **context: str) -> Any:
+    """A gateway response body as API Gateway would fill it in."""
+    for name, value in sorted(context.items(), key=lambda kv: -len(kv[0])):
+        body_template = body_template.replace(f"$context.{name}", value)
+    return json.loads(body_template)
+
+
+def test_gateway_responses_carry_the_request_id_in_chalices_error_shape() -> None:
+    template = chalice_template()
+
+    add_gateway_responses(template)
+
+    responses = template["Resources"]["RestAPI"]["Properties"]["GatewayResponses"]
+    assert set(responses) >= {"MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"}
+    for response in responses.values():
+        assert response["ResponseParameters"] == {"Headers": {"X-Request-Id": "context.requestId"}}
+    unknown = responses["MISSING_AUTHENTICATION_TOKEN"]
+    assert unknown["StatusCode"] == "404"
+    assert _render(unknown["ResponseTemplates"]["application/json"]) == {
+        "Code": "NotFoundError", "Message": "no route matches this method and path"}
+    default = responses["DEFAULT_5XX"]["ResponseTemplates"]["application/json"]
+    assert _render(default, **{"error.messageString": '"Internal server error"'}) == {
+        "Code": "InternalServerError", "Message": "Internal server error"}
+
+
+def test_every_dead_letter_queue_and_every_function_has_an_alarm_to_the_alarm_topic() -> None:
+    template = chalice_template()
+
+    add_alarms(template)
+
+    alarms = {i: r["Properties"] for i, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert set(alarms) == {"OrdersQueueDeadLetterQueueDepthAlarm", "APIHandlerErrorsAlarm", "ConsumeOrdersErrorsAlarm"}
+    dlq = alarms["OrdersQueueDeadLetterQueueDepthAlarm"]
+    assert (dlq["Namespace"], dlq["MetricName"], dlq["Threshold"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible", 1)
+    assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["OrdersQueueDeadLetterQueue",
+                                                                                "QueueName"]}}]
+    assert alarms["ConsumeOrdersErrorsAlarm"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "ConsumeOrders"}}]
+    assert all(a["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in alarms.values())
+
+
+def test_a_template_without_the_merged_resources_is_refused() -> None:
+    template = chalice_template()
+    del template["Resources"]["ProductsTable"]
+
+    with pytest.raises(ValueError, match="ProductsTable"):
+        finish(template, resources=RESOURCES, stage="dev")
+
+
+def test_finishing_leaves_chalices_template_as_it_was() -> None:
+    template = chalice_template()
+    before = copy.deepcopy(template)
+
+    finished = finish(template, resources=RESOURCES, stage="prod")
+
+    assert template == before
+    assert finished["Resources"]["ConsumeOrdersLogGroup"]["Properties"]["RetentionInDays"] == 90
+
+
+def _zip_with_wheels(path: Path, tags: dict[str, list[str]]) -> Path:
+    with zipfile.ZipFile(path, "w") as zipped:
+        for package, package_tags in tags.items():
+            body = "Wheel-Version: 1.0\n" + "".join(f"Tag: {t}\n" for t in package_tags)
+            zipped.writestr(f"python/lib/python3.11/site-packages/{package}.dist-info/WHEEL", body)  # a layer
+    return path
+
+
+def test_packages_compiled_here_or_for_a_newer_glibc_than_lambdas_are_named(tmp_path: Path) -> None:
+    deployment = _zip_with_wheels(tmp_path / "deployment.zip", {
+        "pillow-13.0.0": ["cp311-cp311-linux_x86_64"],
+        "newer-1.0": ["cp311-cp311-manylinux_2_27_x86_64", "cp311-cp311-manylinux_2_28_x86_64"],
+        "pydantic_core-2.0": ["cp311-cp311-manylinux2014_x86_64", "cp311-cp311-manylinux_2_17_x86_64"],
+        "at_lambdas_glibc-1.0": ["cp311-cp311-manylinux_2_26_x86_64"],
+        "boto3-1.0": ["py3-none-any"],
+    })
+
+    assert source_built_wheels(deployment) == ["newer-1.0", "pillow-13.0.0"]
