@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration test-e2e token bench clean cleanup fire package deploy traces traces-ui
+.PHONY: run test test-unit test-integration test-e2e test-faults token bench clean cleanup fire package deploy traces traces-ui
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,9 +22,14 @@ test: $(STAMP)
 	$(PY) -m pytest tests/unit
 	$(PY) -m pytest tests/integration/devstack
 	$(PY) -m pytest tests/integration/app
+	$(PY) -m pytest tests/integration/faults
 	$(PY) -m pytest tests/e2e
 	$(PY) -m pytest tests/contract
 	$(PY) -m pytest tests/deploy
+
+## test-faults: the fault suite alone (every consumer under every fault; a few minutes)
+test-faults: $(STAMP)
+	$(PY) -m pytest tests/integration/faults
 
 ## token USER=name: an ID token for a local user of the running stack
 token: $(STAMP)

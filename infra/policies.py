@@ -138,6 +138,17 @@ POLICIES: dict[str, tuple[Grant, ...]] = {
         Grant("TellMissingImports", ("s3:ListBucket",), (bucket("ImportsBucket"),)),
         Grant("PublishOutcome", ("sns:Publish",), (topic("ImportCompletedTopic"),)),
     ),
+    # An upload or a chunk that failed every delivery: its job fails and is announced.
+    "dispatch_import_dead_letter": (
+        _consume("ImportUploadsQueueDeadLetterQueue"),
+        Grant("ImportJobs", ("dynamodb:GetItem", "dynamodb:UpdateItem"), (table("ImportJobsTable"),)),
+        Grant("PublishOutcome", ("sns:Publish",), (topic("ImportCompletedTopic"),)),
+    ),
+    "import_chunk_dead_letter": (
+        _consume("ImportChunksQueueDeadLetterQueue"),
+        Grant("ImportJobs", ("dynamodb:GetItem", "dynamodb:UpdateItem"), (table("ImportJobsTable"),)),
+        Grant("PublishOutcome", ("sns:Publish",), (topic("ImportCompletedTopic"),)),
+    ),
     # Fails stale pending images, deletes what nothing references and what has expired.
     "cleanup": (
         Grant("Images", ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem",

@@ -60,7 +60,7 @@ class Report:
         "images_failed", "image_records_deleted", "upload_objects_deleted", "media_objects_deleted",
         "objects_listed", "idempotency_records_deleted", "import_jobs_deleted", "import_items_deleted",
         "import_files_deleted"), 0))
-    stopped: dict[str, str] = field(default_factory=dict)  # task -> "time" | "work cap"
+    stopped: dict[str, str] = field(default_factory=dict)  # task -> "time" | "work cap" | "error"
 
     def add(self, **counts: int) -> None:
         for name, value in counts.items():

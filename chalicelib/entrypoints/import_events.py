@@ -3,6 +3,9 @@
     ImportsBucket --ObjectCreated--> ImportUploadsQueue --> dispatch_import
         --> ImportChunksTopic --> ImportChunksQueue --> import_chunk (N in parallel)
         --> ImportCompletedTopic
+    ImportUploadsQueueDeadLetterQueue --> dispatch_import_dead_letter
+    ImportChunksQueueDeadLetterQueue --> import_chunk_dead_letter
+        (the job fails with a reason, rather than stay pending or running for ever)
 """
 
 from __future__ import annotations
@@ -72,3 +75,48 @@ def _import_chunk(record: Any) -> None:
         "job_id": chunk.job_id, "chunk": chunk.index, "outcome": result.outcome,
         "rows_imported": result.imported, "rows_failed": result.failed,
         "products_written": result.written, "dynamodb_write_calls": result.write_calls})
+
+
+# An upload or a chunk lands in its DLQ after maxReceiveCount failed deliveries; without these its
+# job would show `pending` or `running` for ever. A message there that is neither (poison already
+# retried five times) is logged whole, for a person, and acknowledged: failing it again would only
+# retry it every visibility timeout for the DLQ's fourteen days. Transient errors still raise.
+@events.on_sqs_message(queue="ImportUploadsQueueDeadLetterQueue", batch_size=10)
+def dispatch_import_dead_letter(event: Any) -> dict[str, Any]:
+    return process_records(event, _abandon_upload, span_name="## dispatch_import_dead_letter record")
+
+
+def _abandon_upload(record: Any) -> None:
+    try:
+        keys = uploaded_keys(json_body_of(record))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        _log_unreadable(record)
+        return
+    for key in keys:
+        outcome = container().imports.abandon_upload(key)
+        logger.error("import upload abandoned after every retry", extra={"key": key, "outcome": outcome})
+
+
+@events.on_sqs_message(queue="ImportChunksQueueDeadLetterQueue", batch_size=10)
+def import_chunk_dead_letter(event: Any) -> dict[str, Any]:
+    return process_records(event, _abandon_chunk, span_name="## import_chunk_dead_letter record")
+
+
+def _abandon_chunk(record: Any) -> None:
+    from chalicelib.domain.imports import Chunk
+
+    try:
+        chunk = Chunk.from_message(json_body_of(record))
+    except ValueError:  # PoisonMessage is one
+        _log_unreadable(record)
+        return
+    container().tracer.annotate(job_id=chunk.job_id, owner=chunk.owner, chunk=chunk.index)
+    outcome = container().imports.abandon_chunk(chunk)
+    logger.error("import chunk abandoned after every retry", extra={
+        "job_id": chunk.job_id, "chunk": chunk.index, "first_row": chunk.first_row, "rows": chunk.rows,
+        "outcome": outcome})
+
+
+def _log_unreadable(record: Any) -> None:
+    logger.error("unreadable message in a dead-letter queue, dropped", extra={
+        "message_id": record.message_id, "queue": record.event_source_arn, "body": record.body[:10_000]})

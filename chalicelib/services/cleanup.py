@@ -22,6 +22,7 @@ import dataclasses
 from datetime import datetime
 from typing import Callable
 
+from chalicelib.adapters.logs import logger
 from chalicelib.domain.cleanup import (
     ORPHAN_AGE, PENDING_TIMEOUT, STALE_IMAGE_ERROR, Budget, Limits, Report, media_is_orphan,
     parse_media_key, upload_is_orphan,
@@ -80,7 +81,14 @@ class CleanupService:
             if not budget.left():
                 report.stopped[name] = "time"
                 continue
-            task(now, budget, report)
+            try:
+                task(now, budget, report)
+            except Exception:  # noqa: BLE001 - whatever it was, the other tasks still run
+                # One failing dependency (a bucket, a table, throttling past the SDK's retries)
+                # must not stop the other tasks, whose retention must still hold; the next run
+                # takes this one up again where its cursor is. The report says it is incomplete.
+                logger.exception("cleanup task failed", extra={"task": name})
+                report.stopped[name] = "error"
         return report
 
     # -- images --------------------------------------------------------------------------------
@@ -97,11 +105,13 @@ class CleanupService:
                 return
             live = self._products.existing({r.product_id for r in stale})
             gone = [r.id for r in stale if r.product_id not in live]
+            # The uploads first: a failed image is never listed here again, and the uploads sweep
+            # keeps what a record names, so a run dying in between would leave them for ever.
+            self._uploads.delete([r.upload_key for r in stale])
             for record in stale:
                 if record.product_id in live and self._images.fail(
                         dataclasses.replace(record, status=FAILED, error=STALE_IMAGE_ERROR), now):
                     report.add(images_failed=1)
-            self._uploads.delete([r.upload_key for r in stale])
             if gone:
                 self._images.delete(gone)
                 report.add(image_records_deleted=len(gone))

@@ -200,6 +200,33 @@ class ImportService:
                 return last
         return self._jobs.complete_chunk(job_id, index, imported=imported, failed=failed, now=now)
 
+    def abandon_upload(self, key: str) -> str:
+        """An upload whose dispatch failed every delivery (it reached the dispatcher's dead-letter
+        queue): its job fails, instead of staying pending (or running, unpublished) for ever."""
+        parsed = parse_upload_key(key)
+        job = self._jobs.get(parsed[1]) if parsed else None
+        if job is None or job.owner != parsed[0]:
+            return "ignored: no such job"
+        if job.dispatched or job.status not in (PENDING, RUNNING):
+            self._announce(job)
+            return f"ignored: the job was dispatched, or is already {job.status}"
+        return self._fail(job.job_id, RowError(None, "the uploaded file could not be read after repeated "
+                                                     "attempts; start a new import"))
+
+    def abandon_chunk(self, chunk: Chunk) -> str:
+        """A chunk that failed every delivery (it reached the workers' dead-letter queue): its job
+        fails, saying which rows were not imported, instead of running for ever."""
+        job = self._jobs.get(chunk.job_id)
+        if job is None or job.owner != chunk.owner or job.etag != chunk.etag:
+            return "ignored: not a chunk of this job"
+        if job.status != RUNNING or chunk.index in job.done_chunks:
+            self._announce(job)
+            return "ignored: the chunk was imported, or the job has ended"
+        last = chunk.first_row + chunk.rows - 1
+        return self._fail(job.job_id, RowError(chunk.first_row, (
+            f"rows {chunk.first_row} to {last} could not be imported after repeated attempts; the rows "
+            f"of the other chunks were imported")))
+
     def _finish_if_complete(self, job_id: str, job: ImportJob | None = None) -> None:
         job = job or self._jobs.get(job_id)
         if job is None:

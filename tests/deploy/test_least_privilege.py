@@ -89,7 +89,7 @@ def test_each_function_has_a_role_of_its_own_with_inline_policies_only(template:
     resources = template["Resources"]
     roles = [resources[i]["Properties"]["Role"]["Fn::GetAtt"][0] for i in functions(template).values()]
 
-    assert len(roles) == len(set(roles)) == 6
+    assert len(roles) == len(set(roles)) == 8
     for role_id in roles:
         props = resources[role_id]["Properties"]
         assert set(props) == {"AssumeRolePolicyDocument", "Policies"}  # no managed policies, no name

@@ -59,7 +59,8 @@ def test_every_sqs_event_source_reports_partial_batch_failures_on_a_queue_of_the
         template: dict[str, Any]) -> None:
     events = _sqs_events(template)
 
-    assert set(events) == {"consume_orders", "process_images", "dispatch_import", "import_chunk"}
+    assert set(events) == {"consume_orders", "process_images", "dispatch_import", "import_chunk",
+                           "dispatch_import_dead_letter", "import_chunk_dead_letter"}
     for name, props in events.items():
         assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"], name
         queue_id, attribute = props["Queue"]["Fn::GetAtt"]
@@ -94,10 +95,15 @@ def test_the_orders_consumers_concurrency_cap_is_the_stages_setting(
 def test_every_consumed_queue_has_a_dead_letter_queue_and_a_visibility_of_six_timeouts(
         template: dict[str, Any]) -> None:
     resources = template["Resources"]
+    dead_letter_queues = {r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+                          for r in resources.values() if "RedrivePolicy" in r.get("Properties", {})}
     for name, props in _sqs_events(template).items():
         queue_id = props["Queue"]["Fn::GetAtt"][0]
         queue = resources[queue_id]["Properties"]
         timeout = resources[functions(template)[name]]["Properties"]["Timeout"]
+        assert queue.get("VisibilityTimeout", 30) >= 6 * timeout, f"{queue_id}: < 6 x {timeout}"
+        if queue_id in dead_letter_queues:
+            continue  # the consumer of a DLQ is the last stop: its queue has no DLQ of its own
 
         dlq_id = queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
         assert resources[dlq_id]["Type"] == "AWS::SQS::Queue" and dlq_id != queue_id

@@ -143,7 +143,7 @@ def test_every_policy_grants_logs_on_its_own_log_group_and_tracing() -> None:
     assert by_sid["Tracing"] == {"Sid": "Tracing", "Effect": "Allow", "Resource": "*",
                                  "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]}
     assert set(POLICIES) == {"api_handler", "consume_orders", "process_images", "dispatch_import", "import_chunk",
-                             "cleanup"}
+                             "dispatch_import_dead_letter", "import_chunk_dead_letter", "cleanup"}
 
 
 def test_functions_are_named_after_the_stack_and_log_to_a_group_with_retention() -> None:

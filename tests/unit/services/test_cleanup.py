@@ -252,3 +252,23 @@ def test_a_second_run_finds_nothing_left_to_do(world):
     again = world.run()
 
     assert all(value == 0 for key, value in again.counts.items() if key != "objects_listed")
+
+
+# A failing dependency
+
+
+def test_a_task_whose_store_fails_is_reported_and_the_others_still_run(world):
+    from chalicelib.domain.errors import DependencyUnavailable
+
+    def refuse(*_: object) -> None:
+        raise DependencyUnavailable("S3 ListObjectsV2 failed: InternalError")
+
+    world.uploads.list = refuse
+    world.idempotency.expires["k"] = NOW - timedelta(hours=1)
+    stale = world.image(world.product(), age=timedelta(hours=25))
+
+    report = world.run()
+
+    assert report.stopped == {"uploads": "error"} and not report.complete
+    assert report.counts["images_failed"] == 1 and world.images.records[stale.id].status == FAILED
+    assert report.counts["idempotency_records_deleted"] == 1 and world.idempotency.expires == {}

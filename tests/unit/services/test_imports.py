@@ -310,3 +310,53 @@ def test_a_chunk_of_a_job_that_no_longer_exists_is_ignored(world):
 
     assert world.service.import_chunk(world.topics.chunks[0]).outcome == "ignored"
     assert world.writer.products == {}
+
+
+# A chunk that reached the workers' dead-letter queue
+
+
+def test_a_chunk_in_the_dead_letter_queue_fails_its_job_naming_its_rows_instead_of_leaving_it_running(world):
+    job_id = world.upload(csv(*good(7)))
+    first, second, third = world.topics.chunks
+    world.service.import_chunk(first)
+    world.service.import_chunk(third)
+
+    assert world.service.abandon_chunk(second).startswith("failed: rows 5 to 7 could not be imported")
+
+    job = world.jobs.get(job_id)
+    assert (job.status, job.rows_imported, job.chunks_done) == ("failed", 4, 2)
+    assert job.failure.startswith("rows 5 to 7 could not be imported after repeated attempts")
+    assert [e["status"] for e in world.topics.completed] == ["failed"]
+
+
+def test_a_dead_letter_for_a_chunk_another_delivery_imported_changes_nothing(world):
+    job_id = world.upload(csv(*good(4)))
+    first, second = world.topics.chunks
+    world.service.import_chunk(first)
+    world.service.import_chunk(second)
+
+    assert world.service.abandon_chunk(first).startswith("ignored")
+
+    job = world.jobs.get(job_id)
+    assert (job.status, job.rows_imported) == ("completed", 4)
+    assert [e["status"] for e in world.topics.completed] == ["completed"]
+
+
+def test_an_upload_in_the_dead_letter_queue_fails_its_pending_job_instead_of_leaving_it_pending(world):
+    job = world.service.create(ALICE).job
+    world.files.put(job.key, csv(*good(4)))
+
+    assert world.service.abandon_upload(job.key).startswith("failed: the uploaded file could not be read")
+
+    assert world.jobs.get(job.job_id).status == "failed"
+    assert [e["status"] for e in world.topics.completed] == ["failed"]
+
+
+def test_a_dead_letter_for_an_upload_that_was_dispatched_after_all_changes_nothing(world):
+    job_id = world.upload(csv(*good(4)))
+    key = world.jobs.get(job_id).key
+
+    assert world.service.abandon_upload(key).startswith("ignored")
+
+    world.run_chunks()
+    assert world.jobs.get(job_id).status == "completed"
