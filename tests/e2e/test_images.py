@@ -16,6 +16,7 @@ import requests
 from PIL import Image
 
 from tests.support.image_corpus import exif_rotated_jpeg, jpeg
+from tests.support.xray import wait_for_segment
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -92,20 +93,9 @@ def test_processing_is_traced_with_its_steps_and_annotations(stack):
 
     xray = boto3.client("xray", endpoint_url=stack.endpoints["aws_endpoint"], region_name=stack.endpoints["region"],
                         aws_access_key_id="testing", aws_secret_access_key="testing")
-    deadline = time.monotonic() + 20
-    document: dict[str, Any] | None = None
-    while document is None and time.monotonic() < deadline:
-        ids = [s["Id"] for s in xray.get_trace_summaries(
-            StartTime=started, EndTime=datetime.now(timezone.utc) + timedelta(seconds=5))["TraceSummaries"]]
-        for start in range(0, len(ids), 5):
-            for trace in xray.batch_get_traces(TraceIds=ids[start:start + 5])["Traces"]:
-                for segment in trace["Segments"]:
-                    # The upload request's segment carries image_id too: the processing's is wanted.
-                    candidate = json.loads(segment["Document"])
-                    if (candidate["name"].endswith("process_images")
-                            and f'"image_id": "{image_id}"' in json.dumps(candidate)):
-                        document = candidate
-        time.sleep(0.3)
+    # The upload request's segment carries image_id too: the processing's is wanted.
+    document = wait_for_segment(xray, started, lambda d: d["name"].endswith("process_images")
+                                and f'"image_id": "{image_id}"' in json.dumps(d), timeout=20)
     assert document is not None, "no trace carries the image's annotation"
     text = json.dumps(document)
     assert product["id"] in text and product["owner"] in text

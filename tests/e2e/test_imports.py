@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import ROOT
+from tests.support.xray import segment_documents
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -68,13 +69,7 @@ def _segments(stack: Any, since: datetime) -> list[dict[str, Any]]:
 
     xray = boto3.client("xray", endpoint_url=stack.endpoints["aws_endpoint"], region_name=stack.endpoints["region"],
                         aws_access_key_id="testing", aws_secret_access_key="testing")
-    ids = [s["Id"] for s in xray.get_trace_summaries(StartTime=since, EndTime=datetime.now(timezone.utc)
-                                                      + timedelta(minutes=1))["TraceSummaries"]]
-    documents = []
-    for start in range(0, len(ids), 5):
-        for trace in xray.batch_get_traces(TraceIds=ids[start:start + 5])["Traces"]:
-            documents += [json.loads(s["Document"]) for s in trace["Segments"]]
-    return documents
+    return segment_documents(xray, since)
 
 
 def _keys(stack: Any, bucket: str) -> set[str]:

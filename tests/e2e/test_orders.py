@@ -18,6 +18,7 @@ import requests
 
 from chalicelib.config import orders_max_concurrency
 from devstack.chalice_config import StageConfig
+from tests.support.xray import wait_for_segment
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -149,18 +150,8 @@ def test_the_order_consumer_runs_in_its_own_trace_linked_to_the_request(stack):
 
     xray = _client(stack, "xray")
     since = datetime.now(timezone.utc) - timedelta(minutes=1)
-    consumer: dict | None = None
-    deadline = time.monotonic() + 60
-    while consumer is None and time.monotonic() < deadline:
-        ids = [s["Id"] for s in xray.get_trace_summaries(
-            StartTime=since, EndTime=datetime.now(timezone.utc) + timedelta(minutes=1))["TraceSummaries"]]
-        for start in range(0, len(ids), 5):
-            for trace in xray.batch_get_traces(TraceIds=ids[start:start + 5])["Traces"]:
-                for segment in trace["Segments"]:
-                    document = json.loads(segment["Document"])
-                    if document["name"].endswith("consume_orders") and order_id in segment["Document"]:
-                        consumer = document
-        time.sleep(0.5)
+    consumer = wait_for_segment(
+        xray, since, lambda d: d["name"].endswith("consume_orders") and order_id in json.dumps(d), timeout=60)
     assert consumer is not None, "no consumer trace carries the order's annotation"
     request = [json.loads(s["Document"]) for t in xray.batch_get_traces(TraceIds=[trace_id])["Traces"]
                for s in t["Segments"]]

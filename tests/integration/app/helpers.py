@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["User", "PRODUCT", "body_of", "create"]
+__all__ = ["User", "PRODUCT", "body_of", "create", "products_of"]
 
 
 @dataclass(frozen=True)
@@ -29,3 +29,13 @@ PRODUCT: dict[str, Any] = {"name": "Mug", "description": "Blue, 350 ml", "price_
 
 def create(api: Any, user: User, body: dict[str, Any] | None = None, **headers: str) -> Any:
     return api.post("/products", headers=user.headers(**headers), body=json.dumps(body or PRODUCT))
+
+
+def products_of(api: Any, owner: str) -> list[dict[str, Any]]:
+    """Every product of `owner`, page by page, as GET /products lists them."""
+    found, cursor = [], None
+    while True:
+        page = body_of(api.get(f"/products?owner={owner}&limit=100" + (f"&cursor={cursor}" if cursor else "")))
+        found += page["items"]
+        if not (cursor := page["next_cursor"]):
+            return found

@@ -17,7 +17,7 @@ from pynamodb.signals import pre_dynamodb_send
 from chalicelib import bootstrap
 from chalicelib.config import load_settings
 from chalicelib.domain.imports import product_id_for
-from tests.integration.app.helpers import PRODUCT, User, body_of, create
+from tests.integration.app.helpers import PRODUCT, User, body_of, create, products_of
 from tests.integration.app.imports_helpers import Queue, TopicTap, failing_batch_writes, upload
 
 pytestmark = pytest.mark.timeout(90)
@@ -85,15 +85,6 @@ def job_of(api: Any, user: User, job_id: str) -> dict[str, Any]:
     response = api.get(f"/imports/{job_id}", headers=user.headers())
     assert response.status_code == 200, response.body
     return body_of(response)
-
-
-def products_of(api: Any, owner: str) -> list[dict[str, Any]]:
-    found, cursor = [], None
-    while True:
-        page = body_of(api.get(f"/products?owner={owner}&limit=100" + (f"&cursor={cursor}" if cursor else "")))
-        found += page["items"]
-        if not (cursor := page["next_cursor"]):
-            return found
 
 
 # The API

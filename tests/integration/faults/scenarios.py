@@ -19,7 +19,7 @@ from typing import Any
 from chalicelib.domain.cleanup import STALE_IMAGE_ERROR
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.imports import Chunk
-from tests.integration.app.helpers import PRODUCT, body_of, create
+from tests.integration.app.helpers import PRODUCT, body_of, create, products_of
 from tests.integration.app.images_helpers import images_of, post_file, request_upload
 from tests.integration.app.imports_helpers import TopicTap, upload
 from tests.integration.app.orders_helpers import new_product, place, read_order, stock_of
@@ -229,7 +229,7 @@ class Imports(Scenario):
             ("completed_with_errors", 12, 10, 2), job
         assert job["chunks_done"] == job["chunks_total"] == 3
         assert sorted(e["row"] for e in job["errors"]) == sorted(BAD_ROWS), job["errors"]
-        products = _products_of(world.api, owner.sub)
+        products = products_of(world.api, owner.sub)
         names = Counter(p["name"] for p in products)
         assert names == Counter(row.split(",")[0] for row in GOOD_ROWS), names  # each row once
         announced = [m for m in self.state["tap"].messages(wait=1) if m.get("job_id") == job_id]
@@ -239,15 +239,6 @@ class Imports(Scenario):
             poisoned = handler == self.target
             assert set(self.state["dead"][handler]) == ({POISON} if poisoned else set()), self.state["dead"]
             assert_only_poison(world, handler, poisoned=False)  # the DLQ consumer logged and dropped it
-
-
-def _products_of(api: Any, owner: str) -> list[dict[str, Any]]:
-    found, cursor = [], None
-    while True:
-        page = body_of(api.get(f"/products?owner={owner}&limit=100" + (f"&cursor={cursor}" if cursor else "")))
-        found += page["items"]
-        if not (cursor := page["next_cursor"]):
-            return found
 
 
 # -- cleanup ------------------------------------------------------------------------------------
