@@ -134,16 +134,22 @@ def test_a_ready_image_is_read_with_the_product_in_one_dynamodb_read_with_urls_t
     assert widths == {"small": (200, 150), "medium": (800, 600), "large": (1000, 750)}
 
 
-def test_image_processing_leaves_the_products_version_alone(api, alice, queue):
+def product_with_a_processed_image(api, user, queue) -> str:
+    """A new product of `user` whose one uploaded JPEG the pipeline has processed."""
     from app import app
     from chalice.test import Client
 
-    product_id = new_product(api, alice)
+    product_id = new_product(api, user)
     data = jpeg((64, 48))
-    ticket = body_of(request_upload(api, alice, product_id, "image/jpeg", len(data)))
+    ticket = body_of(request_upload(api, user, product_id, "image/jpeg", len(data)))
     post_file(ticket, data, "image/jpeg")
     with Client(app) as client:
         client.lambda_.invoke("process_images", queue.event(queue.receive(1)))
+    return product_id
+
+
+def test_image_processing_leaves_the_products_version_alone(api, alice, queue):
+    product_id = product_with_a_processed_image(api, alice, queue)
 
     response = api.patch(f"/products/{product_id}", headers=alice.headers(**{"If-Match": '"1"'}),
                          body=json.dumps({"stock": 2}))
@@ -153,15 +159,7 @@ def test_image_processing_leaves_the_products_version_alone(api, alice, queue):
 
 
 def test_the_catalogue_listing_shows_images_with_their_urls(api, alice, queue):
-    from app import app
-    from chalice.test import Client
-
-    product_id = new_product(api, alice)
-    data = jpeg((64, 48))
-    ticket = body_of(request_upload(api, alice, product_id, "image/jpeg", len(data)))
-    post_file(ticket, data, "image/jpeg")
-    with Client(app) as client:
-        client.lambda_.invoke("process_images", queue.event(queue.receive(1)))
+    product_id = product_with_a_processed_image(api, alice, queue)
 
     listed = body_of(api.get(f"/products?owner={alice.sub}"))["items"]
 
