@@ -17,6 +17,14 @@ moto the table itself instead of a copy, and restore those items if moto raises.
    (measured): the batching that DynamoDB rewards looked barely worth it. An item being built
    only grows, so one check of the finished size raises exactly when moto's per-attribute checks
    would have.
+4. moto answers every Query by sorting the whole table by its primary key (comparing typed values
+   in Python), then filtering for the wanted key, then sorting the matches again by the query's own
+   key, and sizing and comparing every item of the partition: a Query for 175 items of an
+   index of a 10,000-item table took 120-200 ms (measured), where DynamoDB's cost follows the items
+   it reads. moto now gets, unsorted, only the items its key condition can select (a Query on the
+   table: the partition; on an index: the items passing moto's own key test, done with a quicker
+   reading of string values), and runs its Query on those as before. The first sort cannot change
+   the answer: moto sorts the matches again by a key unique to each item.
 """
 
 from __future__ import annotations
@@ -24,12 +32,13 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import moto.backends as moto_backends
 import moto.sqs.models as sqs_models
 
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.comparisons import get_comparison_func
 from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.utilities import bytesize
@@ -97,6 +106,82 @@ def _fast_clock() -> None:
     sqs_models.unix_time, sqs_models.unix_time_millis = unix_time, unix_time_millis
 
 
+def _all_items(self: Table) -> list[Item]:
+    candidates = getattr(_state, "candidates", None)
+    if candidates is None:
+        return _sorted_all_items(self)
+    _state.candidates = None  # one Query reads the table once
+    return candidates()
+
+
+_sorted_all_items = Table.all_items
+
+
+def _every_item(table: Table) -> Iterator[Item]:
+    for group in table.items.values():
+        if table.range_key_attr:
+            yield from group.values()
+        else:
+            yield group
+
+
+def _partition(table: Table, hash_key: DynamoType) -> list[Item]:
+    group = table.items.get(hash_key)
+    if group is None:
+        return []
+    return list(group.values()) if table.range_key_attr else [group]
+
+
+def _cast(value: DynamoType) -> Any:
+    return value.value if value.type == "S" else value.cast_value  # moto's cast_value, quicker for S
+
+
+def _matches_index_key(hash_conditions: list[tuple[str, DynamoType]],
+                       range_conditions: list[tuple[str, str, list[DynamoType]]]) -> Callable[[Item], bool]:
+    """moto's own test of an item against a Query's key condition on an index, quicker; it keeps
+    every item moto would keep (moto tests the ones it keeps again)."""
+    wanted = [(name, value.type, _cast(value)) for name, value in hash_conditions]
+    wanted += [(name, values[0].type, _cast(values[0])) for name, _, values in range_conditions[:-1]]
+    compared = None
+    if range_conditions:
+        name, comparison, values = range_conditions[-1]
+        compared = (name, get_comparison_func(comparison), [_cast(v) for v in values])
+
+    def keep(item: Item) -> bool:
+        for name, kind, cast in wanted:
+            value = item.attrs.get(name)
+            if value is None or value.type != kind or _cast(value) != cast:
+                return False
+        if compared is None:
+            return True
+        value = item.attrs.get(compared[0])
+        if value is None:
+            return False
+        try:
+            return bool(compared[1](_cast(value), *compared[2]))
+        except TypeError:
+            return True  # values of another type: moto decides
+
+    return keep
+
+
+def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
+    """moto's Query, given as candidates only the items its key condition can select."""
+    index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+    if index_name:
+        keep = _matches_index_key(kwargs.get("hash_key_conditions") or [], kwargs.get("range_key_conditions") or [])
+        _state.candidates = lambda: [item for item in _every_item(self) if keep(item)]
+    elif hash_key is not None:
+        _state.candidates = lambda: _partition(self, hash_key)
+    try:
+        return _original_query(self, hash_key, *args, **kwargs)
+    finally:
+        _state.candidates = None
+
+
+_original_query = Table.query
+
+
 def _item_init(self: Item, hash_key: DynamoType, range_key: DynamoType | None, attrs: dict[str, Any]) -> None:
     self.hash_key = hash_key
     self.range_key = range_key
@@ -133,4 +218,6 @@ def install() -> None:
     transact_write_items.storefront_speedup = True  # type: ignore[attr-defined]
     Table.__deepcopy__ = _table_deepcopy  # type: ignore[method-assign]
     Item.__init__ = _item_init  # type: ignore[method-assign]
+    Table.all_items = _all_items  # type: ignore[method-assign]
+    Table.query = _query  # type: ignore[method-assign]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]

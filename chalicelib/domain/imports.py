@@ -11,6 +11,7 @@ record is one CSV row, which may span lines inside a quoted field; blank records
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -140,13 +141,19 @@ def product_id_for(job_id: str, row: int) -> str:
     of the job id, then the row number, so a job's products sort in row order and two jobs of the
     same millisecond never share an id.
     """
+    ms, digest = _job_id_parts(job_id)
+    return new_id(now_ms=ms, randomness=digest + row.to_bytes(4, "big"))
+
+
+@functools.lru_cache(maxsize=64)
+def _job_id_parts(job_id: str) -> tuple[int, bytes]:
+    """The time part and hashed part of a job's product ids (computed once per job, not per row)."""
     if not is_id(job_id):
         raise ValueError(f"not a job id: {job_id!r}")
     ms = 0
     for char in job_id[:10]:
         ms = ms * 32 + _CROCKFORD.index(char)
-    digest = hashlib.sha256(job_id.encode()).digest()[:6]
-    return new_id(now_ms=ms, randomness=digest + row.to_bytes(4, "big"))
+    return ms, hashlib.sha256(job_id.encode()).digest()[:6]
 
 
 # -- reading the file --------------------------------------------------------------------------
