@@ -86,11 +86,23 @@ def test_an_item_under_the_limit_is_stored_whole(ddb):
 def test_building_an_item_sizes_each_attribute_once(ddb, monkeypatch):
     from moto.dynamodb.models.dynamo_type import DynamoType, Item
 
+    from devstack import moto_speedups
+
     sized = []
-    original = DynamoType.size
-    monkeypatch.setattr(DynamoType, "size", lambda self: sized.append(self) or original(self))
+    original = moto_speedups._size
+    monkeypatch.setattr(moto_speedups, "_size", lambda value: sized.append(value) or original(value))
     Item(DynamoType({"S": "k"}), None, {f"a{i}": {"S": "v"} for i in range(40)})
     assert len(sized) == 40  # moto's own check sized 1 + 2 + ... + 40 = 820 times
+
+
+@pytest.mark.parametrize("value", [{"S": "ünï"}, {"S": ""}, {"N": "-12.50"}, {"B": b"\x00\x01"}, {"SS": ["a", "bc"]},
+                                   {"M": {"k": {"S": "v"}}}, {"L": [{"N": "1"}]}, {"NULL": True}, {"BOOL": False}])
+def test_a_value_is_sized_as_moto_sizes_it(value):
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    from devstack import moto_speedups
+
+    assert moto_speedups._size(DynamoType(value)) == DynamoType(value).size()
 
 
 # -- Query: the same answers as moto's own Query, page by page -----------------------------------
@@ -168,3 +180,53 @@ def test_a_query_on_an_index_does_not_sort_or_size_the_whole_table(ddb, query_ta
                       ExpressionAttributeNames={"#o": "owner"},
                       ExpressionAttributeValues={":o": {"S": "bob"}, ":r": {"N": "7"}})["Items"]
     assert found and len(sized) <= 2 * len(found)  # moto alone sized every item of bob's 24
+
+
+# -- Parsing: an attribute value of a plain type is taken as it is, exactly as moto parses it -----
+
+_VALUES = [
+    {"S": "text"}, {"S": ""}, {"S": "ünïcødé ✓"}, {"N": "12"}, {"N": "-0.5e3"}, {"NULL": True},
+    {"BOOL": False}, {"SS": ["a", "b"]}, {"NS": ["1", "2.5"]}, {"SS": []},
+    {"B": "aGVsbG8="}, {"BS": ["aGVsbG8=", "d29ybGQ="]},
+    {"M": {"s": {"S": "x"}, "b": {"B": "aGVsbG8="}, "n": {"NULL": True}}},
+    {"L": [{"N": "1"}, {"S": "two"}, {"L": [{"BOOL": True}]}]},
+    {"S": "x", "N": "1"},       # two members: moto's parse keeps both
+    {"S": None}, {"N": 5}, {}, {"SS": ["a", 1]}, {"BOOL": "yes"}, {"unknown": "x"},
+]
+
+
+def _parse_put(item: dict) -> dict:
+    import json
+
+    from moto.core.parse import PROTOCOL_PARSERS
+    from moto.core.utils import get_service_model
+
+    operation = get_service_model("dynamodb").operation_model("BatchWriteItem")
+    body = json.dumps({"RequestItems": {"t": [{"PutRequest": {"Item": item}}]}})
+    parsed = PROTOCOL_PARSERS["json"](operation).parse(
+        {"method": "POST", "values": {}, "headers": {}, "body": body, "url_path": "/", "url_params": {}})
+    return parsed["RequestItems"]["t"][0]["PutRequest"]["Item"]
+
+
+def test_attribute_values_parse_exactly_as_moto_parses_them(ddb, monkeypatch):
+    from moto.core.parse import BaseJSONParser
+
+    from devstack import moto_speedups
+
+    item = {f"a{i}": value for i, value in enumerate(_VALUES)}
+    quick = _parse_put(item)
+    monkeypatch.setattr(BaseJSONParser, "_parse_structure", moto_speedups._original_parse_structure)
+    assert quick == _parse_put(item)
+    assert quick["a10"]["B"] == b"hello"  # binary still decoded by moto
+
+
+def test_a_batch_write_of_every_kind_of_value_reads_back_the_same(ddb):
+    item = {"id": {"S": "kinds"}, "s": {"S": "ünï"}, "n": {"N": "1.5"}, "null": {"NULL": True},
+            "bool": {"BOOL": False}, "ss": {"SS": ["a", "b"]}, "ns": {"NS": ["1", "2"]},
+            "b": {"B": b"\x00\x01"}, "bs": {"BS": [b"\x02", b"\x03"]},
+            "m": {"M": {"inner": {"S": "x"}}}, "l": {"L": [{"N": "1"}, {"B": b"\x04"}]}}
+    ddb.batch_write_item(RequestItems={"speed-a": [{"PutRequest": {"Item": item}}]})
+    stored = ddb.get_item(TableName="speed-a", Key={"id": {"S": "kinds"}})["Item"]
+    assert {k: v for k, v in stored.items() if k not in ("ss", "ns", "bs")} == \
+        {k: v for k, v in item.items() if k not in ("ss", "ns", "bs")}
+    assert sorted(stored["ss"]["SS"]) == ["a", "b"] and sorted(stored["bs"]["BS"]) == [b"\x02", b"\x03"]
