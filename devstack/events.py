@@ -46,6 +46,7 @@ from chalice.app import (
     SQSEventConfig,
 )
 
+from devstack.containers import ContainerTimedOut, ProcessContainers
 from devstack.schedules import next_fire
 
 __all__ = [
@@ -200,6 +201,7 @@ class EventSourceEmulator:
         retry_delay_seconds: float | None = None,
         default_max_concurrency: int = 4,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        containers: ProcessContainers | None = None,
     ) -> None:
         self._app = app
         self._session = session
@@ -213,6 +215,7 @@ class EventSourceEmulator:
         self._retry_delay = retry_delay_seconds
         self._default_max_concurrency = default_max_concurrency
         self._clock = clock
+        self._containers = containers  # None: handlers run in threads of this process
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._functions: dict[str, _Function] = {}
@@ -263,6 +266,8 @@ class EventSourceEmulator:
             if not pending or time.monotonic() >= deadline:
                 break
             pending[0].join(max(0.0, deadline - time.monotonic()))
+        if self._containers is not None:
+            self._containers.stop(max(0.0, deadline - time.monotonic()))
         left = [t.name for t in self._loops if t.is_alive()] + [t.name for t in pending]
         if left:
             logger.warning("stop(): still running after %.1f s: %s", timeout, ", ".join(left))
@@ -477,7 +482,7 @@ class EventSourceEmulator:
     # -- invoking ----------------------------------------------------------------------------
 
     def _invoke(self, function: _Function, event: dict[str, Any], *, records: int) -> _Outcome:
-        """Call the handler as Lambda would; a timeout ends the invocation, not the thread."""
+        """Call the handler as Lambda would: in a container process when the emulator has them."""
         context = LambdaContext(
             function.function_name,
             settings=function.settings,
@@ -485,22 +490,18 @@ class EventSourceEmulator:
             account_id=self._account_id,
         )
         outcome = _Outcome(request_id=context.aws_request_id)
-
-        def run() -> None:
+        self._count(function, invocations=1, in_flight=1, records_delivered=records)
+        if self._containers is not None:
             try:
-                outcome.result = function.handler(event, context)
+                outcome.result = self._containers.invoke(function.name, event, context,
+                                                         timeout_s=function.settings.timeout_seconds)
+            except ContainerTimedOut:
+                outcome.timed_out = True
             except BaseException as error:  # noqa: BLE001 - Lambda reports whatever escapes
                 outcome.error = error
-
-        self._count(function, invocations=1, in_flight=1, records_delivered=records)
-        handler_thread = threading.Thread(
-            target=run, name=f"{_THREAD_PREFIX}:{function.function_name}:handler", daemon=True
-        )
-        handler_thread.start()
-        handler_thread.join(function.settings.timeout_seconds)
-        if handler_thread.is_alive():
-            outcome.timed_out = True
-        elif outcome.error is None:
+        else:
+            self._run_in_thread(function, event, context, outcome)
+        if not outcome.timed_out and outcome.error is None:
             try:
                 json.dumps(outcome.result, default=_json_default)
             except (TypeError, ValueError) as error:
@@ -521,6 +522,24 @@ class EventSourceEmulator:
                 outcome.error, exc_info=outcome.error,
             )
         return outcome
+
+    @staticmethod
+    def _run_in_thread(function: _Function, event: dict[str, Any], context: LambdaContext,
+                       outcome: _Outcome) -> None:
+        """A timeout ends the invocation, not the thread (a thread cannot be killed)."""
+        def run() -> None:
+            try:
+                outcome.result = function.handler(event, context)
+            except BaseException as error:  # noqa: BLE001 - Lambda reports whatever escapes
+                outcome.error = error
+
+        handler_thread = threading.Thread(
+            target=run, name=f"{_THREAD_PREFIX}:{function.function_name}:handler", daemon=True
+        )
+        handler_thread.start()
+        handler_thread.join(function.settings.timeout_seconds)
+        if handler_thread.is_alive():
+            outcome.timed_out = True
 
     def _count(self, function: _Function, **deltas: int) -> None:
         with self._lock:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devstack.containers import ProcessContainers
+
 __all__ = ["StackOptions", "LocalStack", "PortInUse"]
 
 log = logging.getLogger("devstack")
@@ -50,6 +52,9 @@ class StackOptions:
     # Failed SQS records come back after this many seconds instead of the queue's visibility
     # timeout, so retries and redrive show up while you watch (a deliberate local deviation).
     retry_delay_seconds: float = 1.0
+    # Each function's containers are processes, as in Lambda (devstack/containers.py); "thread"
+    # runs handlers in threads of the stack's process instead (quicker to start, one interpreter).
+    process_containers: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> "StackOptions":
@@ -58,7 +63,8 @@ class StackOptions:
             trace_port=int(env.get("TRACE_PORT", 8001)), region=env.get("AWS_REGION_LOCAL", "us-east-1"),
             stage=env.get("STAGE", "dev"),
             state_dir=Path(env.get("DEVSTACK_DIR", PROJECT_DIR / ".devstack")),
-            retry_delay_seconds=float(env.get("DEVSTACK_RETRY_DELAY", 1.0)))
+            retry_delay_seconds=float(env.get("DEVSTACK_RETRY_DELAY", 1.0)),
+            process_containers=env.get("DEVSTACK_CONTAINERS", "process") != "thread")
 
 
 def _free_port(host: str) -> int:
@@ -160,7 +166,8 @@ class LocalStack:
             app, session=session, endpoint_url=aws_endpoint, region=o.region, account_id=ACCOUNT_ID,
             resolve_queue_url=provisioned.queue_url, resolve_topic_arn=provisioned.topic_arn,
             settings_for=stage.function_settings, function_name_prefix=stage.function_prefix,
-            retry_delay_seconds=o.retry_delay_seconds)
+            retry_delay_seconds=o.retry_delay_seconds,
+            containers=ProcessContainers(str(PROJECT_DIR), "app") if o.process_containers else None)
         self.emulator.start()
         self._stoppers.append(("event delivery", self.emulator.stop))
 

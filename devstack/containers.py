@@ -1,0 +1,174 @@
+"""Lambda containers as processes, as Lambda runs them.
+
+In Lambda each container is a process of its own: it imports the function's code once (the cold
+start), then runs one invocation at a time, for as long as it is kept. Run as threads of the local
+stack's one Python process instead, every function's own CPU work (parsing, validation, building
+requests, tracing) took turns with moto's under one interpreter lock: a bulk import spent about half
+its CPU in the workers' code, serialised with the stand-in's. Here a container is a spawned process
+that imports the app, with the stack's environment, and is reused while idle; the emulator still
+decides when and how many run (batching, maximum concurrency, retries), and each container makes
+its own AWS clients, once, as on Lambda. A container that overruns the function's timeout is
+killed, as Lambda ends the sandbox; one that dies is replaced by the next invocation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import multiprocessing
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+__all__ = ["ProcessContainers", "ContainerError", "ContainerTimedOut"]
+
+logger = logging.getLogger(__name__)
+
+_SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: forking threads would copy held locks
+_CONTEXT_FIELDS = ("function_name", "function_version", "invoked_function_arn", "memory_limit_in_mb",
+                   "aws_request_id", "log_group_name", "log_stream_name")
+
+
+class ContainerError(Exception):
+    """What a handler raised in its container (its type, message and the container's traceback)."""
+
+
+class ContainerTimedOut(Exception):
+    """The invocation overran the function's timeout; its container was killed."""
+
+
+class _Context:
+    """Lambda's context object, rebuilt in the container; the deadline is counted from arrival."""
+
+    def __init__(self, fields: dict[str, Any], remaining_ms: int) -> None:
+        for name in _CONTEXT_FIELDS:
+            setattr(self, name, fields.get(name))
+        self.client_context = None
+        self.identity = None
+        self._deadline = time.monotonic() + remaining_ms / 1000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def _serve(conn: Any, project_dir: str, module: str, handler_name: str) -> None:
+    """A container's life: import the app once, then run one invocation per message."""
+    if project_dir not in sys.path:
+        sys.path.insert(0, project_dir)
+    handler = importlib.import_module(module).app.handler_map[handler_name]
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        event, fields, remaining_ms = message
+        try:
+            result = handler(event, _Context(fields, remaining_ms))
+        except BaseException as exc:  # noqa: BLE001 - Lambda reports whatever escapes
+            conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+            continue
+        try:
+            conn.send(("ok", result))
+        except Exception as exc:  # noqa: BLE001 - an unpicklable result cannot leave, as on Lambda
+            conn.send(("error", f"the result could not be returned: {exc!r}", ""))
+
+
+class _Container:
+    def __init__(self, project_dir: str, module: str, handler_name: str) -> None:
+        self.conn, child = _SPAWN.Pipe()
+        self.process = _SPAWN.Process(target=_serve, args=(child, project_dir, module, handler_name),
+                                      name=f"lambda:{handler_name}", daemon=True)
+        self.process.start()
+        child.close()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+
+class ProcessContainers:
+    """Containers per handler of the app in `module` (imported from `project_dir`)."""
+
+    def __init__(self, project_dir: str, module: str = "app") -> None:
+        self._project_dir = project_dir
+        self._module = module
+        self._idle: dict[str, list[_Container]] = {}
+        self._all: set[_Container] = set()
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def invoke(self, handler_name: str, event: dict[str, Any], context: Any, *, timeout_s: float) -> Any:
+        """The handler's result; raises ContainerError, or ContainerTimedOut after `timeout_s`."""
+        container = self._take(handler_name)
+        fields = {name: getattr(context, name, None) for name in _CONTEXT_FIELDS}
+        try:
+            container.conn.send((event, fields, context.get_remaining_time_in_millis()))
+            if not container.conn.poll(timeout_s):
+                self._discard(container)
+                raise ContainerTimedOut(f"{handler_name} ran over {timeout_s:g} s; its container was killed")
+            kind, *payload = container.conn.recv()
+        except (EOFError, OSError) as exc:
+            self._discard(container)
+            raise ContainerError(f"the container of {handler_name} exited during the invocation ({exc!r})") from None
+        self._release(handler_name, container)
+        if kind == "error":
+            message, remote_traceback = payload
+            raise ContainerError(f"{message}\n{remote_traceback}".rstrip())
+        return payload[0]
+
+    def stop(self, timeout: float = 5) -> None:
+        """End every container: idle ones at once, busy ones after `timeout` seconds."""
+        with self._lock:
+            self._stopped = True
+            containers = list(self._all)
+        for container in containers:
+            try:
+                container.conn.send(None)
+            except OSError:
+                pass
+        deadline = time.monotonic() + timeout
+        for container in containers:
+            container.process.join(max(0.0, deadline - time.monotonic()))
+            if container.process.is_alive():
+                container.process.kill()
+                container.process.join(5)
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self._all)
+
+    def _take(self, handler_name: str) -> _Container:
+        with self._lock:
+            if self._stopped:
+                raise ContainerError("the local stack is stopping")
+            idle = self._idle.setdefault(handler_name, [])
+            while idle:
+                container = idle.pop()
+                if container.process.is_alive():
+                    return container
+                self._all.discard(container)
+        container = _Container(self._project_dir, self._module, handler_name)  # a cold start
+        with self._lock:
+            self._all.add(container)
+        return container
+
+    def _release(self, handler_name: str, container: _Container) -> None:
+        with self._lock:
+            if not self._stopped:
+                self._idle.setdefault(handler_name, []).append(container)
+                return
+        try:
+            container.conn.send(None)
+        except OSError:
+            pass
+
+    def _discard(self, container: _Container) -> None:
+        container.kill()
+        with self._lock:
+            self._all.discard(container)
