@@ -138,9 +138,10 @@ class XRayTracer:
         patch(("botocore",))
         self._recorder = xray_recorder
         # Idle "containers" per function, as Lambda reuses them: an invocation that finds none idle
-        # starts a new one, which is a cold start. In Lambda the process is the container and runs
-        # one invocation at a time, so only its first is cold; the local stack runs every function
-        # in one process, concurrently, and this counts what Lambda would have started.
+        # starts a new one, which is a cold start. In Lambda, and in the local stack's container
+        # processes, the process is the container and runs one invocation at a time, so only its
+        # first is cold; with DEVSTACK_CONTAINERS=thread every function runs in one process,
+        # concurrently, and this counts what Lambda would have started.
         self._idle: dict[str, int] = {}
         self._idle_lock = threading.Lock()
 
