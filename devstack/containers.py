@@ -14,21 +14,19 @@ killed, as Lambda ends the sandbox; one that dies is replaced by the next invoca
 from __future__ import annotations
 
 import importlib
-import logging
 import multiprocessing
 import sys
 import threading
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from devstack.events import LambdaContext
 
 __all__ = ["ProcessContainers", "ContainerError", "ContainerTimedOut"]
 
-logger = logging.getLogger(__name__)
-
 _SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: forking threads would copy held locks
-_CONTEXT_FIELDS = ("function_name", "function_version", "invoked_function_arn", "memory_limit_in_mb",
-                   "aws_request_id", "log_group_name", "log_stream_name")
 
 
 class ContainerError(Exception):
@@ -39,22 +37,10 @@ class ContainerTimedOut(Exception):
     """The invocation overran the function's timeout; its container was killed."""
 
 
-class _Context:
-    """Lambda's context object, rebuilt in the container; the deadline is counted from arrival."""
-
-    def __init__(self, fields: dict[str, Any], remaining_ms: int) -> None:
-        for name in _CONTEXT_FIELDS:
-            setattr(self, name, fields.get(name))
-        self.client_context = None
-        self.identity = None
-        self._deadline = time.monotonic() + remaining_ms / 1000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
 def _serve(conn: Any, project_dir: str, module: str, handler_name: str) -> None:
     """A container's life: import the app once, then run one invocation per message."""
+    from devstack.events import LambdaContext  # here: devstack.events imports this module
+
     if project_dir not in sys.path:
         sys.path.insert(0, project_dir)
     handler = importlib.import_module(module).app.handler_map[handler_name]
@@ -67,7 +53,7 @@ def _serve(conn: Any, project_dir: str, module: str, handler_name: str) -> None:
             return
         event, fields, remaining_ms = message
         try:
-            result = handler(event, _Context(fields, remaining_ms))
+            result = handler(event, LambdaContext.resumed(fields, remaining_ms))
         except BaseException as exc:  # noqa: BLE001 - Lambda reports whatever escapes
             conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
             continue
@@ -102,12 +88,12 @@ class ProcessContainers:
         self._lock = threading.Lock()
         self._stopped = False
 
-    def invoke(self, handler_name: str, event: dict[str, Any], context: Any, *, timeout_s: float) -> Any:
+    def invoke(self, handler_name: str, event: dict[str, Any], context: LambdaContext, *,
+               timeout_s: float) -> Any:
         """The handler's result; raises ContainerError, or ContainerTimedOut after `timeout_s`."""
         container = self._take(handler_name)
-        fields = {name: getattr(context, name, None) for name in _CONTEXT_FIELDS}
         try:
-            container.conn.send((event, fields, context.get_remaining_time_in_millis()))
+            container.conn.send((event, context.fields(), context.get_remaining_time_in_millis()))
             if not container.conn.poll(timeout_s):
                 self._discard(container)
                 raise ContainerTimedOut(f"{handler_name} ran over {timeout_s:g} s; its container was killed")

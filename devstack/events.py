@@ -142,6 +142,22 @@ class LambdaContext:
         """Milliseconds left before the function's timeout, never below zero."""
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
+    def fields(self) -> dict[str, Any]:
+        """What a container process needs to rebuild this context (see `resumed`)."""
+        return {name: getattr(self, name) for name in _CONTEXT_FIELDS}
+
+    @classmethod
+    def resumed(cls, fields: dict[str, Any], remaining_ms: int) -> "LambdaContext":
+        """This context rebuilt in a container process, its deadline counted from arrival."""
+        context = cls.__new__(cls)
+        context.__dict__.update(fields, client_context=None, identity=None,
+                                _deadline=time.monotonic() + remaining_ms / 1000)
+        return context
+
+
+_CONTEXT_FIELDS = ("function_name", "function_version", "invoked_function_arn", "memory_limit_in_mb",
+                   "aws_request_id", "log_group_name", "log_stream_name")
+
 
 @dataclass
 class _Outcome:
