@@ -346,7 +346,7 @@ _NUMBER = NumberAttribute.serialize
 @functools.lru_cache(maxsize=None)
 def _plan(model: type[Model]) -> tuple[tuple[str, str, str, Callable[[Any], Any], bool, Any, bool], ...]:
     """Per attribute of `model`: name, stored name, type, serializer, whether that serializer is
-    NumberAttribute's own, default, nullable. Read once: looking them up for every attribute of
-    every row, and json.dumps for every number, cost a third of an import's CPU (py-spy)."""
+    NumberAttribute's own, default, nullable. Read once, not for every attribute of every row:
+    with it a product's item takes ~20 µs to build, against ~70 µs for a model's serialize()."""
     return tuple((name, a.attr_name, a.attr_type, a.serialize, getattr(a.serialize, "__func__", None) is _NUMBER,
                   a.default, a.null) for name, a in model.get_attributes().items())
