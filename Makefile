@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration test-e2e test-faults token bench clean cleanup fire package deploy traces traces-ui
+.PHONY: run test typecheck test-unit test-integration test-e2e test-faults token bench clean cleanup fire package deploy traces traces-ui
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,7 @@ run: $(STAMP)
 ## test: every test: unit, integration (moto), e2e (the real stack in a subprocess), contract (schemathesis)
 # Separate pytest processes: in-process moto servers must not share a process with each other's state.
 test: $(STAMP)
+	$(PY) -m mypy
 	$(PY) -m pytest tests/unit
 	$(PY) -m pytest tests/integration/devstack
 	$(PY) -m pytest tests/integration/app
@@ -26,6 +27,10 @@ test: $(STAMP)
 	$(PY) -m pytest tests/e2e
 	$(PY) -m pytest tests/contract
 	$(PY) -m pytest tests/deploy
+
+## typecheck: mypy (strict on chalicelib/ and app.py; devstack/ and infra/ with the defaults: mypy.ini)
+typecheck: $(STAMP)
+	$(PY) -m mypy
 
 ## test-faults: the fault suite alone (every consumer under every fault; a few minutes)
 test-faults: $(STAMP)
