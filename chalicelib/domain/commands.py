@@ -5,14 +5,18 @@ Kept apart from `products` so the read path (GET) never imports pydantic: ~0.1 s
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.ids import ID_REGEX
+from chalicelib.domain.orders import MAX_QUANTITY
 
-__all__ = ["CreateProduct", "UpdateProduct", "PlaceOrder", "parse_command", "MAX_BODY_BYTES",
+__all__ = ["CreateProduct", "UpdateProduct", "PlaceOrder", "parse_command", "InvalidField", "Violation",
+           "MAX_BODY_BYTES", "MAX_PRICE_CENTS", "MAX_STOCK", "MIN_QUANTITY", "PriceCents", "Stock", "Currency",
            "absent_not_null"]
 
 # The largest valid product is ~26.5 KB as ASCII-escaped JSON (json.dumps' default), where a
@@ -26,9 +30,50 @@ MAX_BODY_BYTES = 32 * 1024
 _BLANK = r"\t\n\v\f\r \x1c-\x1f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=rf"[^{_BLANK}]")]
 Description = Annotated[str, StringConstraints(max_length=2000)]
+MAX_PRICE_CENTS = 1_000_000_000
+MAX_STOCK = 1_000_000
+MIN_QUANTITY = 1  # MAX_QUANTITY is the domain's (chalicelib.domain.orders), the consumer checks it too
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-PriceCents = Annotated[int, Field(ge=0, le=1_000_000_000, strict=True)]
-Stock = Annotated[int, Field(ge=0, le=1_000_000, strict=True)]
+PriceCents = Annotated[int, Field(ge=0, le=MAX_PRICE_CENTS, strict=True)]
+Stock = Annotated[int, Field(ge=0, le=MAX_STOCK, strict=True)]
+
+
+class Violation(StrEnum):
+    """The kind of rule a field broke, so code can decide on it (never on a message's words)."""
+
+    MISSING = "missing"  # a required field is absent
+    UNKNOWN_FIELD = "unknown_field"  # a field the command does not have
+    WRONG_TYPE = "wrong_type"  # not a string / integer / JSON object (strict: 1.0 is not an integer)
+    TOO_SMALL = "too_small"  # under a minimum, or shorter than a minimum length (an empty name)
+    TOO_LARGE = "too_large"  # over a maximum, or longer than a maximum length
+    BAD_FORMAT = "bad_format"  # does not match the field's pattern (a blank name, a currency, an id)
+    NOT_ALLOWED = "not_allowed"  # not one of the field's allowed values
+    NULL = "null"  # an explicit null where leaving the field out is the way to keep it
+    NO_CHANGE = "no_change"  # a patch that names no field
+    INVALID = "invalid"  # any other rule pydantic reports
+
+
+class InvalidField(InvalidInput):
+    """InvalidInput from a command's validation; `kind` says which rule `field` broke."""
+
+    def __init__(self, field: str, message: str, kind: Violation) -> None:
+        super().__init__(field, message)
+        self.kind = kind
+
+
+# pydantic's error types (https://docs.pydantic.dev/latest/errors/validation_errors/) by kind.
+_KINDS: dict[str, Violation] = {
+    "missing": Violation.MISSING,
+    "extra_forbidden": Violation.UNKNOWN_FIELD,
+    "int_type": Violation.WRONG_TYPE, "string_type": Violation.WRONG_TYPE, "model_type": Violation.WRONG_TYPE,
+    "greater_than_equal": Violation.TOO_SMALL, "greater_than": Violation.TOO_SMALL,
+    "string_too_short": Violation.TOO_SMALL, "too_short": Violation.TOO_SMALL,
+    "less_than_equal": Violation.TOO_LARGE, "less_than": Violation.TOO_LARGE,
+    "string_too_long": Violation.TOO_LARGE, "too_long": Violation.TOO_LARGE,
+    "string_pattern_mismatch": Violation.BAD_FORMAT,
+    "literal_error": Violation.NOT_ALLOWED, "enum": Violation.NOT_ALLOWED,
+    "null": Violation.NULL,  # UpdateProduct._not_null's own error
+}
 
 
 def absent_not_null(schema: dict[str, Any]) -> None:
@@ -112,12 +157,12 @@ def _pattern_message(field_name: str) -> str:
     return "must not be blank"
 
 
-def _message(error: dict[str, Any], field_name: str) -> str:
+def _message(error: ErrorDetails, field_name: str) -> str:
     kind = error["type"]
     if kind == "string_pattern_mismatch":
         return _pattern_message(field_name)
     if kind in ("less_than_equal", "greater_than_equal", "string_too_long"):
-        ctx = error.get("ctx", {})
+        ctx: dict[str, Any] = error.get("ctx", {})
         if "le" in ctx:
             return f"must be at most {ctx['le']:,}"
         if "ge" in ctx:
@@ -126,12 +171,15 @@ def _message(error: dict[str, Any], field_name: str) -> str:
     return _MESSAGES.get(kind) or error["msg"]
 
 
-def parse_command(model: type[_Command], data: Any) -> Any:
-    """Validate `data` (parsed JSON) into `model`; raises InvalidInput naming the first bad field."""
+Command = TypeVar("Command", bound=BaseModel)
+
+
+def parse_command(model: type[Command], data: Any) -> Command:
+    """Validate `data` (parsed JSON) into `model`; raises InvalidField naming the first bad field."""
     from pydantic import ValidationError
 
     if not isinstance(data, dict):
-        raise InvalidInput("body", "must be a JSON object")
+        raise InvalidField("body", "must be a JSON object", Violation.WRONG_TYPE)
     try:
         command = model.model_validate(data)
     except ValidationError as exc:
@@ -140,14 +188,15 @@ def parse_command(model: type[_Command], data: Any) -> Any:
                         if e["loc"] and e["loc"][0] in order else len(order))
         first = errors[0]
         field_name = ".".join(str(p) for p in first["loc"]) or "body"
-        raise InvalidInput(field_name, _message(first, field_name)) from None
+        kind = _KINDS.get(first["type"], Violation.INVALID)
+        raise InvalidField(field_name, _message(first, field_name), kind) from None
     if isinstance(command, UpdateProduct) and not command.changes():
-        raise InvalidInput("body", "names no field to change")
+        raise InvalidField("body", "names no field to change", Violation.NO_CHANGE)
     return command
 
 
 class PlaceOrder(_Command):
     """Body of POST /orders."""
 
-    product_id: Annotated[str, StringConstraints(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")]  # rust regex: $ = end
-    quantity: Annotated[int, Field(ge=1, le=100, strict=True)]
+    product_id: Annotated[str, StringConstraints(pattern=rf"^{ID_REGEX}$")]  # rust regex: $ = end
+    quantity: Annotated[int, Field(ge=MIN_QUANTITY, le=MAX_QUANTITY, strict=True)]

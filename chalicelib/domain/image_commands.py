@@ -6,8 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.domain.commands import parse_command
-from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.commands import InvalidField, Violation, parse_command
 from chalicelib.domain.images import ACCEPTED_TYPES, MAX_UPLOAD_BYTES
 
 __all__ = ["RequestImageUpload", "parse_upload_request"]
@@ -24,12 +23,14 @@ class RequestImageUpload(BaseModel):
 
 
 def parse_upload_request(data: Any) -> RequestImageUpload:
-    """Raises InvalidInput naming the first bad field."""
+    """Raises InvalidField naming the first bad field."""
     try:
-        return parse_command(RequestImageUpload, data)  # type: ignore[arg-type]
-    except InvalidInput as exc:
-        if exc.field == "content_type" and "is required" not in exc.message:
-            raise InvalidInput("content_type", "must be one of " + ", ".join(ACCEPTED_TYPES)) from None
-        if exc.field == "size_bytes" and "at most" in exc.message:
-            raise InvalidInput("size_bytes", f"must be at most {MAX_UPLOAD_BYTES:,} (20 MiB)") from None
+        return parse_command(RequestImageUpload, data)
+    except InvalidField as exc:
+        # Worded here rather than by parse_command: the list of types, and the limit in MiB.
+        if exc.field == "content_type" and exc.kind is not Violation.MISSING:
+            raise InvalidField("content_type", "must be one of " + ", ".join(ACCEPTED_TYPES), exc.kind) from None
+        if exc.field == "size_bytes" and exc.kind is Violation.TOO_LARGE:
+            raise InvalidField("size_bytes", f"must be at most {MAX_UPLOAD_BYTES:,} "
+                                             f"({MAX_UPLOAD_BYTES // 2**20} MiB)", exc.kind) from None
         raise

@@ -2,28 +2,58 @@
 
 Request bodies come from chalicelib.domain.commands / image_commands (the models the routes parse
 with); the responses' shapes are declared once here, as pydantic models, and the contract tests
-(schemathesis against the running stack) hold every answer of the API to them. Imported only by
-`GET /openapi.json`, inside the route: pydantic stays off the read path's cold start.
+(schemathesis against the running stack) hold every answer of the API to them. Every limit, pattern
+and status the document states is read from the code that enforces it (the id pattern, the
+commands' bounds, the domain's statuses, the list limit, the error table of
+chalicelib.entrypoints.errors), so the document cannot promise what the code does not do.
+Imported only by `GET /openapi.json`, inside the route: pydantic stays off the read path's cold start.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Optional, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
+from chalicelib.domain import images, imports
 from chalicelib.domain.commands import (
-    MAX_BODY_BYTES, CreateProduct, PlaceOrder, UpdateProduct, absent_not_null,
+    MAX_BODY_BYTES, MIN_QUANTITY, CreateProduct, Currency, PlaceOrder, PriceCents, Stock, UpdateProduct,
+    absent_not_null,
 )
 from chalicelib.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
+from chalicelib.domain.ids import ID_REGEX
 from chalicelib.domain.image_commands import RequestImageUpload
+from chalicelib.domain.orders import MAX_QUANTITY, QUEUED, OrderStatus, RejectReason
+from chalicelib.entrypoints.errors import BY_STATUS, AnsweredBy
+from chalicelib.entrypoints.http_common import LIMIT_DEFAULT, LIMIT_MAX
 
 __all__ = ["OPERATIONS", "Operation", "document"]
 
 _DATE_TIME = Field(json_schema_extra={"format": "date-time"})
-_ID = r"^[0-9A-HJKMNP-TV-Z]{26}$"
+_ID = rf"^{ID_REGEX}$"  # pydantic's (Rust) regex: $ is the end, as \Z in Python's
+
+
+def _one_of(values: Iterable[str]) -> Any:
+    """Literal[*values]: the domain's own constants (str() of a StrEnum member is its value), written
+    by pydantic as the schema's enum, or const for one value."""
+    return Literal[tuple(str(value) for value in values)]
+
+
+if TYPE_CHECKING:  # Literal takes only literals, for mypy; these fields are strings to it
+    _ImageStatus: TypeAlias = str
+    _OrderStatus: TypeAlias = str
+    _RejectReason: TypeAlias = str
+    _ImportStatus: TypeAlias = str
+    _Queued: TypeAlias = str
+else:
+    _ImageStatus = _one_of((images.PENDING, images.READY, images.FAILED))
+    _OrderStatus = _one_of(OrderStatus)
+    _RejectReason = _one_of(RejectReason)
+    _ImportStatus = _one_of((imports.PENDING, imports.RUNNING, imports.COMPLETED, imports.COMPLETED_WITH_ERRORS,
+                             imports.FAILED))
+    _Queued = _one_of((QUEUED,))
 
 
 class _Shape(BaseModel):
@@ -59,7 +89,7 @@ class Renditions(_Shape):
 
 class ProductImage(_Shape):
     id: str = Field(pattern=_ID)
-    status: Literal["pending", "ready", "failed"]
+    status: _ImageStatus
     error: Optional[str] = Field(None, description="why a failed image failed, for a person")
     width: Optional[int] = Field(None, ge=1)
     height: Optional[int] = Field(None, ge=1)
@@ -71,9 +101,9 @@ class Product(_Shape):
     owner: str = Field(description="the owner's user id (their ID token's sub)")
     name: str
     description: str
-    price_cents: int = Field(ge=0, le=1_000_000_000)
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    stock: int = Field(ge=0, le=1_000_000)
+    price_cents: PriceCents
+    currency: Currency
+    stock: Stock
     version: int = Field(ge=1, description="starts at 1, one more on every change; the ETag")
     created_at: str = _DATE_TIME
     updated_at: str = _DATE_TIME
@@ -87,15 +117,15 @@ class ProductPage(_Shape):
 
 class OrderAccepted(_Shape):
     order_id: str = Field(pattern=_ID)
-    status: Literal["queued"]
+    status: _Queued
 
 
 class Order(_Shape):
     order_id: str = Field(pattern=_ID)
     product_id: str = Field(pattern=_ID)
-    quantity: int = Field(ge=1, le=100)
-    status: Literal["queued", "confirmed", "rejected"]
-    reason: Optional[Literal["out_of_stock", "product_not_found"]] = None
+    quantity: int = Field(ge=MIN_QUANTITY, le=MAX_QUANTITY)
+    status: _OrderStatus
+    reason: Optional[_RejectReason] = None
     created_at: str = _DATE_TIME
     updated_at: str = _DATE_TIME
 
@@ -124,13 +154,14 @@ class RowError(_Shape):
 
 class ImportJob(_Shape):
     job_id: str = Field(pattern=_ID)
-    status: Literal["pending", "running", "completed", "completed_with_errors", "failed"]
+    status: _ImportStatus
     rows_total: int = Field(ge=0)
     rows_imported: int = Field(ge=0)
     rows_failed: int = Field(ge=0)
     chunks_total: int = Field(ge=0)
     chunks_done: int = Field(ge=0)
-    errors: list[RowError] = Field(max_length=100, description="the first 100 rows that failed")
+    errors: list[RowError] = Field(max_length=imports.MAX_ERRORS,
+                                   description=f"the first {imports.MAX_ERRORS} rows that failed")
     created_at: str = _DATE_TIME
     updated_at: str = _DATE_TIME
     finished_at: Optional[str] = _DATE_TIME
@@ -139,20 +170,6 @@ class ImportJob(_Shape):
 _REQUESTS: tuple[type[BaseModel], ...] = (CreateProduct, UpdateProduct, PlaceOrder, RequestImageUpload)
 _RESPONSES: tuple[type[BaseModel], ...] = (
     Error, GatewayError, Health, Product, ProductPage, OrderAccepted, Order, ImageUploadTicket, ImportStarted, ImportJob)
-
-# What each error status means, for every route that can answer it.
-_ERRORS: dict[int, str] = {
-    400: "Bad input: `Message` names the body field, header or parameter",
-    401: "No valid ID token (missing, malformed, expired, another pool or app client)",
-    403: "The resource belongs to someone else",
-    404: "No such resource",
-    409: "Conflict (see the operation)",
-    412: "If-Match names a version that is not the current one",
-    413: "Body over API Gateway's 10 MB payload limit (answered by API Gateway, not the app)",
-    415: "Content-Type is not application/json (answered by Chalice before the route runs)",
-    428: 'If-Match: "<version>" is required',
-    503: "A dependency (DynamoDB throttling, SQS, the user pool's keys) is briefly unavailable; retry",
-}
 
 
 @dataclass(frozen=True)
@@ -213,7 +230,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/products/{product_id}/images", "requestImageUpload",
               "A presigned S3 POST for a new image of the product (owner only)", 201, "ImageUploadTicket",
               (*_BODY, *_TOKEN, 403, 404, 409), auth=True, body="RequestImageUpload",
-              parameters=("ProductId",), notes={409: "The product already holds 20 images"}),
+              parameters=("ProductId",),
+              notes={409: f"The product already holds {images.MAX_IMAGES_PER_PRODUCT} images"}),
     Operation("POST", "/orders", "placeOrder", "Queue an order; a consumer confirms or rejects it", 202,
               "OrderAccepted", (*_BODY, *_TOKEN, 409), auth=True, body="PlaceOrder",
               parameters=("IdempotencyKey",), success_headers=("Location", "Idempotent-Replayed"),
@@ -247,7 +265,7 @@ def _if_match(required: bool) -> dict[str, Any]:
 
 _PARAMETERS: dict[str, dict[str, Any]] = {
     "Limit": {"name": "limit", "in": "query", "required": False,
-              "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+              "schema": {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX, "default": LIMIT_DEFAULT}},
     "Cursor": {"name": "cursor", "in": "query", "required": False,
                "description": "next_cursor of the previous page, unchanged",
                "schema": {"type": "string", "minLength": 1}},
@@ -308,14 +326,11 @@ def _success(op: Operation) -> dict[str, Any]:
 
 
 def _error(op: Operation, status: int) -> dict[str, Any]:
-    headers = {"X-Request-Id": _ref("headers", "X-Request-Id")}
-    if status == 401:
-        headers["WWW-Authenticate"] = _ref("headers", "WWW-Authenticate")
-    if status == 503:
-        headers["Retry-After"] = _ref("headers", "Retry-After")
-    description = op.notes.get(status, _ERRORS[status])
-    if status == 413:  # API Gateway's own answer: neither the app's shape nor its headers
+    answer = BY_STATUS[status]
+    description = op.notes.get(status, answer.description)
+    if answer.answered_by is AnsweredBy.API_GATEWAY:  # neither the app's shape nor its headers
         return {"description": description, "content": _json("GatewayError")}
+    headers = {name: _ref("headers", name) for name in ("X-Request-Id", *answer.headers)}
     return {"description": description, "headers": headers, "content": _json("Error")}
 
 
@@ -349,14 +364,15 @@ def _preflight(path: str) -> dict[str, Any]:
             "security": [],
             "responses": {"204": {"description": "the path's methods",
                                   "headers": {h: _ref("headers", h) for h in headers}},
-                          "415": {"description": _ERRORS[415], "content": _json("Error"),
+                          "415": {"description": BY_STATUS[415].description, "content": _json("Error"),
                                   "headers": {"X-Request-Id": _ref("headers", "X-Request-Id")}}}}
 
 
 def _schemas() -> dict[str, Any]:
     _, top = models_json_schema([(model, "validation") for model in (*_REQUESTS, *_RESPONSES)],
                                 ref_template="#/components/schemas/{model}")
-    return top["$defs"]
+    schemas: dict[str, Any] = top["$defs"]
+    return schemas
 
 
 def document() -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.errors import InvalidInput
-from chalicelib.domain.commands import CreateProduct, UpdateProduct, parse_command
+from chalicelib.domain.commands import CreateProduct, InvalidField, UpdateProduct, Violation, parse_command
 
 VALID: dict[str, Any] = {"name": "Mug", "description": "Blue", "price_cents": 1200,
                          "currency": "EUR", "stock": 5}
@@ -159,3 +159,32 @@ def test_a_name_some_regex_engine_calls_white_space_is_blank_for_all(blank):
         parse_command(CreateProduct, {**VALID, "name": blank})
     assert re.search(pattern, blank) is None
     assert re.search(pattern, f"{blank}Mug") is not None
+
+
+@pytest.mark.parametrize("model,body,field,kind", [
+    (CreateProduct, {k: v for k, v in VALID.items() if k != "stock"}, "stock", Violation.MISSING),
+    (CreateProduct, {**VALID, "colour": "red"}, "colour", Violation.UNKNOWN_FIELD),
+    (CreateProduct, {**VALID, "price_cents": 12.0}, "price_cents", Violation.WRONG_TYPE),
+    (CreateProduct, {**VALID, "name": 12}, "name", Violation.WRONG_TYPE),
+    (CreateProduct, ["not", "an", "object"], "body", Violation.WRONG_TYPE),
+    (CreateProduct, {**VALID, "stock": -1}, "stock", Violation.TOO_SMALL),
+    (CreateProduct, {**VALID, "name": ""}, "name", Violation.TOO_SMALL),
+    (CreateProduct, {**VALID, "price_cents": 1_000_000_001}, "price_cents", Violation.TOO_LARGE),
+    (CreateProduct, {**VALID, "description": "d" * 2001}, "description", Violation.TOO_LARGE),
+    (CreateProduct, {**VALID, "name": " "}, "name", Violation.BAD_FORMAT),
+    (CreateProduct, {**VALID, "currency": "eur"}, "currency", Violation.BAD_FORMAT),
+    (UpdateProduct, {"stock": None}, "stock", Violation.NULL),
+    (UpdateProduct, {}, "body", Violation.NO_CHANGE),
+])
+def test_a_rejection_says_which_kind_of_rule_was_broken(model, body, field, kind):
+    # Callers that reword a message decide on `kind`, never on the message's text.
+    error = rejected(model, body)
+
+    assert isinstance(error, InvalidField)
+    assert (error.field, error.kind) == (field, kind)
+
+
+def test_a_rejection_is_still_the_invalid_input_every_route_answers_with_400():
+    error = rejected(CreateProduct, {})
+
+    assert isinstance(error, InvalidInput) and str(error) == "name: is required"

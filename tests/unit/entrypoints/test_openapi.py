@@ -120,3 +120,79 @@ def test_importing_the_app_does_not_import_pydantic_or_build_the_document():
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# The limits the document states are the code's own
+
+
+def _walk(node):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def test_every_id_pattern_of_the_document_is_the_ids_module_s(doc):
+    from chalicelib.domain.ids import ID_REGEX
+
+    ids = [n["pattern"] for n in _walk(doc["components"]["schemas"]) if "[0-9A-H" in n.get("pattern", "")]
+
+    assert len(ids) >= 8 and set(ids) == {f"^{ID_REGEX}$"}
+
+
+def test_the_list_limit_is_the_one_the_route_enforces(doc):
+    from chalicelib.entrypoints.http_common import LIMIT_DEFAULT, LIMIT_MAX
+
+    schema = doc["components"]["parameters"]["Limit"]["schema"]
+
+    assert (schema["minimum"], schema["maximum"], schema["default"]) == (1, LIMIT_MAX, LIMIT_DEFAULT)
+
+
+def test_an_order_s_quantity_has_the_same_bounds_asked_and_answered(doc):
+    from chalicelib.domain.commands import MIN_QUANTITY
+    from chalicelib.domain.orders import MAX_QUANTITY
+
+    schemas = doc["components"]["schemas"]
+    for name in ("PlaceOrder", "Order"):
+        quantity = schemas[name]["properties"]["quantity"]
+        assert (quantity["minimum"], quantity["maximum"]) == (MIN_QUANTITY, MAX_QUANTITY), name
+
+
+def test_a_product_s_price_stock_and_currency_have_the_same_rules_asked_and_answered(doc):
+    schemas = doc["components"]["schemas"]
+    for field in ("price_cents", "stock", "currency"):
+        answered = schemas["Product"]["properties"][field]
+        assert answered == schemas["CreateProduct"]["properties"][field], field
+
+
+def test_statuses_are_the_domain_s(doc):
+    from chalicelib.domain import images, imports
+    from chalicelib.domain.orders import QUEUED, OrderStatus, RejectReason
+
+    schemas = doc["components"]["schemas"]
+    assert set(schemas["ProductImage"]["properties"]["status"]["enum"]) == {images.PENDING, images.READY, images.FAILED}
+    assert schemas["Order"]["properties"]["status"]["enum"] == [str(s) for s in OrderStatus]
+    assert schemas["Order"]["properties"]["reason"]["enum"] == [str(r) for r in RejectReason]
+    assert schemas["OrderAccepted"]["properties"]["status"]["const"] == QUEUED
+    assert set(schemas["ImportJob"]["properties"]["status"]["enum"]) == {
+        imports.PENDING, imports.RUNNING, *imports.FINAL_STATUSES}
+
+
+def test_an_import_job_shows_as_many_row_errors_as_the_service_keeps(doc):
+    from chalicelib.domain.imports import MAX_ERRORS
+
+    errors = doc["components"]["schemas"]["ImportJob"]["properties"]["errors"]
+
+    assert errors["maxItems"] == MAX_ERRORS
+    assert str(MAX_ERRORS) in errors["description"]
+
+
+def test_the_image_limit_of_a_product_is_the_domain_s(doc):
+    from chalicelib.domain.images import MAX_IMAGES_PER_PRODUCT
+
+    conflict = doc["paths"]["/products/{product_id}/images"]["post"]["responses"]["409"]["description"]
+
+    assert f"holds {MAX_IMAGES_PER_PRODUCT} images" in conflict
