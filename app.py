@@ -1,6 +1,6 @@
 """The Storefront Chalice app: wiring only. Routes and handlers live in chalicelib/entrypoints."""
 
-from chalice import Chalice
+from chalice.app import Chalice
 
 from chalicelib.entrypoints import order_events, orders_api, products_api
 from chalicelib.entrypoints import image_events, images_api

@@ -25,7 +25,8 @@ _LEEWAY_S = 5  # clock skew between Cognito and Lambda
 
 def fetch_jwks(url: str, timeout: float = 3.0) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - https URL from config
-        return json.loads(response.read())
+        keys: dict[str, Any] = json.loads(response.read())
+    return keys
 
 
 class CognitoTokenVerifier:

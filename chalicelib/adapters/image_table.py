@@ -20,19 +20,25 @@ would add to the product's VersionAttribute.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
+from chalicelib.adapters.dynamodb import (
+    CONDITION_FAILED, bind, cancellation_codes, condition_failed, connection_of, is_conflict,
+)
 from chalicelib.domain.errors import ConditionNotMet, DependencyUnavailable
 from chalicelib.domain.images import PENDING, ImageRecord, ProductImage
 
-__all__ = ["make_image_model", "PynamoImageRepository", "product_images", "PENDING_INDEX"]
+__all__ = ["ImageItem", "bind_images_table", "to_image_record", "PynamoImageRepository", "PynamoCleanupImages",
+           "product_images", "PENDING_INDEX"]
 
 PENDING_INDEX = "pending-index"
 _PENDING_MARK = "pending"
@@ -40,57 +46,55 @@ _DATETIME = UTCDateTimeAttribute()
 _CONFLICT_ATTEMPTS = 3
 
 
-def make_image_model(*, images_table: str, region: str) -> type[Model]:
-    """The pynamodb model of ImagesTable for this deployment."""
-    region_name = region
+class PendingIndex(GlobalSecondaryIndex["ImageItem"]):
+    class Meta:
+        index_name = PENDING_INDEX
+        projection = AllProjection()
 
-    class PendingIndex(GlobalSecondaryIndex):
-        class Meta:
-            index_name = PENDING_INDEX
-            projection = AllProjection()
-
-        pending = UnicodeAttribute(hash_key=True)
-        created_at = UTCDateTimeAttribute(range_key=True)
-
-    class ProductIndex(GlobalSecondaryIndex):
-        class Meta:
-            index_name = "product-index"
-            projection = KeysOnlyProjection()
-
-        product_id = UnicodeAttribute(hash_key=True)
-        id = UnicodeAttribute(range_key=True)
-
-    class ImageItem(Model):
-        class Meta:
-            table_name = images_table
-            region = region_name
-
-        id = UnicodeAttribute(hash_key=True)
-        product_id = UnicodeAttribute()
-        owner = UnicodeAttribute()
-        status = UnicodeAttribute()
-        content_type = UnicodeAttribute()
-        size_bytes = NumberAttribute()
-        created_at = UTCDateTimeAttribute()
-        updated_at = UTCDateTimeAttribute()
-        pending = UnicodeAttribute(null=True)  # present only while pending: the sparse index key
-        error = UnicodeAttribute(null=True)
-        width = NumberAttribute(null=True)
-        height = NumberAttribute(null=True)
-        renditions = MapAttribute(null=True)
-        pending_index = PendingIndex()
-        product_index = ProductIndex()
-
-    return ImageItem
+    pending = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
 
 
-def _record(item: Model) -> ImageRecord:
+class ProductIndex(GlobalSecondaryIndex["ImageItem"]):
+    class Meta:
+        index_name = "product-index"
+        projection = KeysOnlyProjection()
+
+    product_id = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class ImageItem(Model):
+    """Declared once; `bind_images_table` names the deployment's table."""
+
+    id = UnicodeAttribute(hash_key=True)
+    product_id = UnicodeAttribute()
+    owner = UnicodeAttribute()
+    status = UnicodeAttribute()
+    content_type = UnicodeAttribute()
+    size_bytes = NumberAttribute()
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    pending = UnicodeAttribute(null=True)  # present only while pending: the sparse index key
+    error = UnicodeAttribute(null=True)
+    width = NumberAttribute(null=True)
+    height = NumberAttribute(null=True)
+    renditions: MapAttribute[str, Any] = MapAttribute(null=True)
+    pending_index: PendingIndex
+    product_index: ProductIndex
+
+
+def bind_images_table(*, table: str, region: str) -> type[ImageItem]:
+    return bind(ImageItem, table=table, region=region, pending_index=PendingIndex(), product_index=ProductIndex())
+
+
+def to_image_record(item: ImageItem) -> ImageRecord:
+    renditions = item.renditions.as_dict() if item.renditions is not None else {}
     return ImageRecord(
         id=item.id, product_id=item.product_id, owner=item.owner, content_type=item.content_type,
         size_bytes=int(item.size_bytes), created_at=item.created_at, status=item.status, error=item.error,
-        width=None if item.width is None else int(item.width),
-        height=None if item.height is None else int(item.height),
-        renditions=dict(item.renditions.as_dict()) if item.renditions is not None else {})
+        width=_int(item.width), height=_int(item.height),
+        renditions={str(k): str(v) for k, v in renditions.items()})
 
 
 def _value(value: Any) -> dict[str, Any]:
@@ -135,16 +139,16 @@ def _int(value: Any) -> int | None:
 
 
 class PynamoImageRepository:
-    def __init__(self, image_model: type[Model], product_model: type[Model]) -> None:
+    def __init__(self, image_model: type[ImageItem], product_model: type[Model]) -> None:
         self._image = image_model
-        self._products_table = product_model.Meta.table_name
-        self._images_table = image_model.Meta.table_name
+        self._products_table: str = product_model.Meta.table_name
+        self._images_table: str = image_model.Meta.table_name
         # The product model's connection: one botocore client serves both tables.
-        self._connection: Connection = product_model._get_connection().connection
+        self._connection: Connection = connection_of(product_model)
 
     def get(self, image_id: str) -> ImageRecord | None:
         try:
-            return _record(self._image.get(image_id, consistent_read=True))
+            return to_image_record(self._image.get(image_id, consistent_read=True))
         except self._image.DoesNotExist:
             return None
 
@@ -188,13 +192,13 @@ class PynamoImageRepository:
 
     def fail_orphan(self, record: ImageRecord, now: datetime) -> None:
         cls = self._image
+        actions: list[Action] = [cls.status.set(record.status), cls.updated_at.set(now), cls.pending.remove()]
+        if record.error is not None:
+            actions.append(cls.error.set(record.error))
         try:
-            cls(record.id).update(
-                actions=[cls.status.set(record.status), cls.error.set(record.error), cls.updated_at.set(now),
-                         cls.pending.remove()],
-                condition=cls.status == PENDING)
+            cls(record.id).update(actions=actions, condition=cls.status == PENDING)
         except UpdateError as exc:
-            if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 raise ConditionNotMet(record.id) from None
             raise
 
@@ -224,10 +228,52 @@ class PynamoImageRepository:
                     condition_check_items=[], delete_items=[], put_items=list(puts), update_items=list(updates))
                 return
             except TransactWriteError as exc:
-                codes = {r.code for r in (exc.cancellation_reasons or []) if r is not None}
-                if "ConditionalCheckFailed" in codes:
+                if CONDITION_FAILED in cancellation_codes(exc):
                     raise ConditionNotMet(str(exc)) from None
-                if "TransactionConflict" not in codes and exc.cause_response_code != "TransactionConflictException":
+                if not is_conflict(exc):
                     raise
             time.sleep(0.05 * (attempt + 1))  # the other transaction is done within milliseconds
         raise DependencyUnavailable("concurrent writes to the image's product kept conflicting")
+
+
+class PynamoCleanupImages:
+    """The cleanup's view of ImagesTable. State changes go through PynamoImageRepository, so a
+    failed image is written exactly as image processing writes one."""
+
+    def __init__(self, image_model: type[ImageItem], product_model: type[Model]) -> None:
+        self._image = image_model
+        self._repository = PynamoImageRepository(image_model, product_model)
+
+    def stale_pending(self, created_before: datetime, limit: int) -> list[ImageRecord]:
+        found = self._image.pending_index.query(_PENDING_MARK, self._image.created_at < created_before,
+                                                 limit=limit, page_size=limit)
+        return [to_image_record(item) for item in found]
+
+    def get_many(self, image_ids: Iterable[str]) -> dict[str, ImageRecord]:
+        ids = sorted(set(image_ids))
+        if not ids:
+            return {}
+        return {item.id: to_image_record(item) for item in self._image.batch_get(ids, consistent_read=True)}
+
+    def ids_of_product(self, product_id: str) -> list[str]:
+        return [item.id for item in self._image.product_index.query(product_id)]
+
+    def fail(self, record: ImageRecord, now: datetime) -> bool:
+        try:
+            self._repository.finish(record, now)
+            return True
+        except ConditionNotMet:
+            current = self._repository.get(record.id)
+            if current is None or current.status != PENDING:
+                return False  # finished meanwhile (or by a cleanup running at the same time)
+        try:
+            # Still pending, so its product (or the product's copy of it) is gone.
+            self._repository.fail_orphan(record, now)
+            return True
+        except ConditionNotMet:
+            return False
+
+    def delete(self, image_ids: Sequence[str]) -> None:
+        with self._image.batch_write() as batch:
+            for image_id in image_ids:
+                batch.delete(self._image(image_id))

@@ -13,96 +13,100 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.attributes import (
     NumberAttribute, NumberSetAttribute, TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute,
 )
 from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
-from chalicelib.adapters.dynamodb import Models
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+from chalicelib.adapters.dynamodb import bind, condition_failed
+from chalicelib.adapters.products_table import ProductItem
 from chalicelib.domain.errors import ConditionNotMet, DependencyUnavailable
 from chalicelib.domain.imports import FAILED, PENDING, RUNNING, ImportJob, RowError
 from chalicelib.domain.products import Product
 
-__all__ = ["ImportModels", "make_import_models", "PynamoImportJobRepository", "DynamoImportWriter",
-           "JOB_KIND"]
+__all__ = ["ImportJobItem", "ImportErrorItem", "ImportModels", "bind_import_jobs_table",
+           "PynamoImportJobRepository", "DynamoImportWriter", "JOB_KIND"]
 
 JOB_KIND = "job"  # hash key of expiry-index; only job items carry it, so the index is sparse
 _JOB_SK = "job"
 _ERROR_SK = "error#"
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 _BATCH_WRITE = 25
 _ATTEMPTS = 8  # for unprocessed items; ~6 s of backoff in all before the record is retried
 
 
+class ExpiryIndex(GlobalSecondaryIndex["ImportJobItem"]):
+    class Meta:
+        index_name = "expiry-index"
+        projection = IncludeProjection(["owner"])
+
+    kind = UnicodeAttribute(hash_key=True)
+    expires_at = TTLAttribute(range_key=True)
+
+
+class ImportJobItem(Model):
+    """A job (sk "job"). Declared once; `bind_import_jobs_table` names the deployment's table."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default=_JOB_SK)
+    kind = UnicodeAttribute(default=JOB_KIND)
+    owner = UnicodeAttribute()
+    status = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    finished_at = UTCDateTimeAttribute(null=True)
+    dispatched_at = UTCDateTimeAttribute(null=True)
+    notified_at = UTCDateTimeAttribute(null=True)
+    etag = UnicodeAttribute(null=True)
+    rows_total = NumberAttribute(default=0)
+    rows_imported = NumberAttribute(default=0)
+    rows_failed = NumberAttribute(default=0)
+    chunks_total = NumberAttribute(default=0)
+    chunks_done = NumberAttribute(default=0)
+    done_chunks = NumberSetAttribute(null=True)
+    failure = UnicodeAttribute(null=True)
+    failure_row = NumberAttribute(null=True)
+    expires_at = TTLAttribute()
+    expiry_index: ExpiryIndex
+
+
+class ImportErrorItem(Model):
+    """A row error of a job (sk "error#<row>"), in the same table."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    row = NumberAttribute()
+    message = UnicodeAttribute()
+    expires_at = TTLAttribute()
+
+
 @dataclass(frozen=True)
 class ImportModels:
-    job: type[Model]
-    error: type[Model]
+    job: type[ImportJobItem]
+    error: type[ImportErrorItem]
 
 
-def make_import_models(*, import_jobs_table: str, region: str) -> ImportModels:
-    """pynamodb model classes bound to this deployment's ImportJobsTable."""
-    region_name = region
-
-    class ExpiryIndex(GlobalSecondaryIndex):
-        class Meta:
-            index_name = "expiry-index"
-            projection = IncludeProjection(["owner"])
-
-        kind = UnicodeAttribute(hash_key=True)
-        expires_at = TTLAttribute(range_key=True)
-
-    class ImportJobItem(Model):
-        class Meta:
-            table_name = import_jobs_table
-            region = region_name
-
-        pk = UnicodeAttribute(hash_key=True)
-        sk = UnicodeAttribute(range_key=True, default=_JOB_SK)
-        kind = UnicodeAttribute(default=JOB_KIND)
-        owner = UnicodeAttribute()
-        status = UnicodeAttribute()
-        created_at = UTCDateTimeAttribute()
-        updated_at = UTCDateTimeAttribute()
-        finished_at = UTCDateTimeAttribute(null=True)
-        dispatched_at = UTCDateTimeAttribute(null=True)
-        notified_at = UTCDateTimeAttribute(null=True)
-        etag = UnicodeAttribute(null=True)
-        rows_total = NumberAttribute(default=0)
-        rows_imported = NumberAttribute(default=0)
-        rows_failed = NumberAttribute(default=0)
-        chunks_total = NumberAttribute(default=0)
-        chunks_done = NumberAttribute(default=0)
-        done_chunks = NumberSetAttribute(null=True)
-        failure = UnicodeAttribute(null=True)
-        failure_row = NumberAttribute(null=True)
-        expires_at = TTLAttribute()
-        expiry_index = ExpiryIndex()
-
-    class ImportErrorItem(Model):
-        class Meta:
-            table_name = import_jobs_table
-            region = region_name
-
-        pk = UnicodeAttribute(hash_key=True)
-        sk = UnicodeAttribute(range_key=True)
-        row = NumberAttribute()
-        message = UnicodeAttribute()
-        expires_at = TTLAttribute()
-
-    return ImportModels(job=ImportJobItem, error=ImportErrorItem)
+def bind_import_jobs_table(*, table: str, region: str) -> ImportModels:
+    """Both item kinds of ImportJobsTable, bound to this deployment's table."""
+    return ImportModels(job=bind(ImportJobItem, table=table, region=region, expiry_index=ExpiryIndex()),
+                        error=bind(ImportErrorItem, table=table, region=region))
 
 
 def error_sort_key(row: int) -> str:
     return f"{_ERROR_SK}{row:010d}"
 
 
-def _to_job(item: Model) -> ImportJob:
+def _to_job(item: ImportJobItem) -> ImportJob:
     return ImportJob(
         job_id=item.pk, owner=item.owner, status=item.status, created_at=item.created_at,
         updated_at=item.updated_at, rows_total=int(item.rows_total),
@@ -119,14 +123,6 @@ def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _condition_failed(exc: Exception) -> bool:
-    return getattr(exc, "cause_response_code", None) == _CONDITION_FAILED
-
-
-def _unavailable(what: str, exc: Exception) -> DependencyUnavailable:
-    return DependencyUnavailable(f"{what}: {exc}")
-
-
 class PynamoImportJobRepository:
     def __init__(self, models: ImportModels) -> None:
         self._job = models.job
@@ -138,7 +134,7 @@ class PynamoImportJobRepository:
         try:
             item.save(condition=self._job.pk.does_not_exist())
         except PutError as exc:
-            if _condition_failed(exc):
+            if condition_failed(exc):
                 raise ConditionNotMet(job.job_id) from None
             raise
 
@@ -154,13 +150,13 @@ class PynamoImportJobRepository:
                                   page_size=limit, consistent_read=True)
         return [RowError(int(e.row), e.message) for e in found]
 
-    def _update(self, job_id: str, actions: list[Any], condition: Any) -> Model | None:
+    def _update(self, job_id: str, actions: Sequence[Action], condition: Condition) -> ImportJobItem | None:
         """The item after the update, or None when the condition did not hold."""
         item = self._job(job_id, _JOB_SK)
         try:
-            item.update(actions=actions, condition=condition)
+            item.update(actions=list(actions), condition=condition)
         except UpdateError as exc:
-            if _condition_failed(exc):
+            if condition_failed(exc):
                 return None
             raise
         return item
@@ -251,11 +247,12 @@ class DynamoImportWriter:
     `sleep` and `jitter` are injectable so tests do not wait.
     """
 
-    def __init__(self, client: Any, product_models: Models, import_models: ImportModels, *,
-                 sleep: Callable[[float], None] = time.sleep,
+    def __init__(self, client: Callable[[], DynamoDBClient], product_model: type[ProductItem],
+                 import_models: ImportModels, *, sleep: Callable[[float], None] = time.sleep,
                  jitter: Callable[[], float] = random.random) -> None:
+        """`client` gives the container's bulk DynamoDB client (made on first use)."""
         self._client = client
-        self._product = product_models.product
+        self._product = product_model
         self._error = import_models.error
         self._sleep = sleep
         self._jitter = jitter
@@ -313,9 +310,10 @@ class DynamoImportWriter:
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         try:
-            return getattr(self._client, operation)(**params)
+            answer: dict[str, Any] = getattr(self._client(), operation)(**params)
         except (ClientError, BotoCoreError) as exc:
-            raise _unavailable(f"DynamoDB {operation} failed", exc) from exc
+            raise DependencyUnavailable(f"DynamoDB {operation} failed: {exc}") from exc
+        return answer
 
     def _backoff(self, attempt: int) -> None:
         # Full jitter, as the AWS SDKs back off: 50 ms doubling, capped at 2 s.

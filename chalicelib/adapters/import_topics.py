@@ -4,12 +4,17 @@ import-completed event."""
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.domain.errors import DependencyUnavailable
 from chalicelib.domain.imports import Chunk
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sns.type_defs import MessageAttributeValueTypeDef, PublishBatchRequestEntryTypeDef
 
 __all__ = ["SnsImportTopics", "TRACE_ATTRIBUTE"]
 
@@ -21,22 +26,23 @@ _PUBLISH_BATCH = 10
 
 
 class SnsImportTopics:
-    def __init__(self, sns_client: Any, *, chunks_topic: str, completed_topic: str) -> None:
-        self._sns = sns_client
+    def __init__(self, client: Callable[[], SNSClient], *, chunks_topic: str, completed_topic: str) -> None:
+        self._sns = client
         self._chunks = chunks_topic
         self._completed = completed_topic
 
     def publish_chunks(self, chunks: Sequence[Chunk], trace_header: str | None) -> int:
         """Publish every chunk (PublishBatch, 10 a call); the number of calls. Raises
         DependencyUnavailable if any entry failed (the dispatcher is retried; workers dedupe)."""
-        attributes = ({TRACE_ATTRIBUTE: {"DataType": "String", "StringValue": trace_header}}
-                      if trace_header else {})
+        attributes: dict[str, MessageAttributeValueTypeDef] = (
+            {TRACE_ATTRIBUTE: {"DataType": "String", "StringValue": trace_header}} if trace_header else {})
         calls = 0
         for start in range(0, len(chunks), _PUBLISH_BATCH):
-            entries = [{"Id": str(c.index), "Message": json.dumps(c.to_message(), separators=(",", ":")),
-                        "MessageAttributes": attributes} for c in chunks[start:start + _PUBLISH_BATCH]]
+            entries: list[PublishBatchRequestEntryTypeDef] = [
+                {"Id": str(c.index), "Message": json.dumps(c.to_message(), separators=(",", ":")),
+                 "MessageAttributes": attributes} for c in chunks[start:start + _PUBLISH_BATCH]]
             try:
-                response = self._sns.publish_batch(TopicArn=self._chunks, PublishBatchRequestEntries=entries)
+                response = self._sns().publish_batch(TopicArn=self._chunks, PublishBatchRequestEntries=entries)
             except (ClientError, BotoCoreError) as exc:
                 raise DependencyUnavailable(f"SNS PublishBatch failed: {exc}") from exc
             calls += 1
@@ -48,7 +54,7 @@ class SnsImportTopics:
         """Publish an ImportCompleted event; its `status` is also a message attribute, for
         subscription filter policies."""
         try:
-            self._sns.publish(
+            self._sns().publish(
                 TopicArn=self._completed, Message=json.dumps(event, separators=(",", ":")),
                 MessageAttributes={"status": {"DataType": "String", "StringValue": event["status"]}})
         except (ClientError, BotoCoreError) as exc:

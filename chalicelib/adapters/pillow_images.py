@@ -23,9 +23,10 @@ import io
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from chalicelib.adapters.logs import logger
+from chalicelib.logs import logger
 from chalicelib.domain.image_files import FORMAT_NAMES
 from chalicelib.domain.images import MAX_PIXELS, ImageRejected, Rendition, rendition_plan
+from chalicelib.services.images import DecodedImage
 
 __all__ = ["PillowImageProcessor", "Decoded", "Resized", "EncodedRendition", "JPEG_QUALITY"]
 
@@ -97,8 +98,9 @@ class PillowImageProcessor:
             icc = None  # a CMYK profile would not describe the RGB renditions
         return Decoded(_resizable(image), width, height, orientation, icc)
 
-    def resize(self, decoded: Decoded, plan: Sequence[Rendition]) -> list[Resized]:
+    def resize(self, decoded: DecodedImage, plan: Sequence[Rendition]) -> list[Resized]:
         """Each rendition of `plan`, largest first, each made from the one before it."""
+        decoded = _own(decoded)
         Image = _pillow()
         source = decoded.image
         # Pillow's reduce() has no 16-bit path; a plain LANCZOS pass still keeps 2 bytes a pixel.
@@ -116,8 +118,12 @@ class PillowImageProcessor:
             out.append(Resized(rendition, image))
         return out
 
-    def encode(self, decoded: Decoded, resized: Sequence[Resized]) -> list[EncodedRendition]:
-        """Upright JPEG (opaque) or PNG (alpha in use) bytes of each rendition."""
+    def encode(self, decoded: DecodedImage, resized: object) -> list[EncodedRendition]:
+        """Upright JPEG (opaque) or PNG (alpha in use) bytes of each rendition (`resized` is what
+        `resize` returned)."""
+        decoded = _own(decoded)
+        if not isinstance(resized, list) or not all(isinstance(r, Resized) for r in resized):
+            raise TypeError("encode takes what this processor's resize returned")
         if not resized:
             return []
         largest = max(resized, key=lambda r: r.rendition.width).image
@@ -144,6 +150,13 @@ class PillowImageProcessor:
             options["icc_profile"] = decoded.icc_profile
         image.save(buffer, "JPEG", **options)
         return EncodedRendition(item.rendition, buffer.getvalue(), "image/jpeg", "jpg")
+
+
+def _own(decoded: DecodedImage) -> Decoded:
+    # The service hands back what `decode` returned; the port cannot name Pillow's types.
+    if not isinstance(decoded, Decoded):
+        raise TypeError("this processor resizes only what its own decode returned")
+    return decoded
 
 
 def _stored(display: tuple[int, int], orientation: int) -> tuple[int, int]:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.domain.errors import DependencyUnavailable
 from chalicelib.domain.orders import OrderPlaced
 
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
 __all__ = ["SqsOrderQueue"]
 
 
 class SqsOrderQueue:
-    def __init__(self, sqs_client: Any, queue_url: str) -> None:
-        self._sqs = sqs_client
+    def __init__(self, client: Callable[[], SQSClient], queue_url: str) -> None:
+        self._sqs = client
         self._url = queue_url
 
     def send(self, placed: OrderPlaced, trace_header: str | None) -> None:
@@ -28,6 +32,6 @@ class SqsOrderQueue:
             params["MessageSystemAttributes"] = {
                 "AWSTraceHeader": {"StringValue": trace_header, "DataType": "String"}}
         try:
-            self._sqs.send_message(**params)
+            self._sqs().send_message(**params)
         except (ClientError, BotoCoreError) as exc:
             raise DependencyUnavailable(f"the order could not be queued: {exc}") from exc

@@ -15,7 +15,7 @@ from chalicelib.domain.images import PENDING, ImageRecord
 from chalicelib.domain.images import parse_upload_key as parse_image_upload_key
 
 __all__ = [
-    "PENDING_TIMEOUT", "ORPHAN_AGE", "STALE_IMAGE_ERROR", "Limits", "Budget", "Report", "StoredObject",
+    "PENDING_TIMEOUT", "ORPHAN_AGE", "STALE_IMAGE_ERROR", "Limits", "Budget", "Report",
     "MediaKey", "parse_media_key", "upload_is_orphan", "media_is_orphan", "TASKS",
 ]
 
@@ -73,12 +73,6 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return {"now": self.now.isoformat().replace("+00:00", "Z"), **self.counts,
                 "complete": self.complete, "stopped": dict(self.stopped)}
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    key: str
-    last_modified: datetime
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 __all__ = [
     "StorefrontError", "InvalidInput", "NotFound", "Forbidden", "Unauthenticated",
     "PreconditionRequired", "VersionMismatch", "IdempotencyConflict", "ConditionNotMet",
-    "DependencyUnavailable", "KeyAlreadyUsed",
+    "DependencyUnavailable", "KeyAlreadyUsed", "PoisonMessage",
 ]
 
 
@@ -59,3 +59,9 @@ class DependencyUnavailable(StorefrontError):
 
 class KeyAlreadyUsed(StorefrontError):
     """An idempotency key is already recorded (by this request's twin, or another request)."""
+
+
+class PoisonMessage(StorefrontError, ValueError):
+    """A queue message that no retry can make valid (not a message the app sends, or not the event
+    shape the trigger delivers): its record fails, is retried, and ends in the queue's DLQ, where
+    a person can read it. A ValueError too, so a bad JSON body and a bad shape are handled alike."""

@@ -6,10 +6,12 @@ import os
 import re
 import time
 
-__all__ = ["new_id", "is_id", "ID_PATTERN"]
+__all__ = ["new_id", "is_id", "ID_REGEX", "ID_PATTERN"]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32, as ULID
-ID_PATTERN = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}\Z")
+# The one spelling of an id: unanchored, so key patterns and the OpenAPI document embed it.
+ID_REGEX = "[0-9A-HJKMNP-TV-Z]{26}"
+ID_PATTERN = re.compile(rf"^{ID_REGEX}\Z")
 
 
 def new_id(now_ms: int | None = None, randomness: bytes | None = None) -> str:

@@ -17,16 +17,17 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterable, Iterator
 
-from chalicelib.domain.errors import InvalidInput
-from chalicelib.domain.ids import is_id, new_id
+from chalicelib.domain.errors import InvalidInput, PoisonMessage
+from chalicelib.domain.ids import ID_REGEX, is_id, new_id
+from chalicelib.domain.products import iso
 
 __all__ = [
     "HEADER", "MAX_FILE_BYTES", "MAX_ROW_BYTES", "CHUNK_ROWS", "MAX_ERRORS",
     "PENDING", "RUNNING", "COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "FINAL_STATUSES",
-    "ImportJob", "RowError", "Record", "Chunk", "ChunkPlan", "BadFile", "PoisonMessage",
+    "ImportJob", "RowError", "Record", "Chunk", "ChunkPlan", "BadFile",
     "FileUnavailable", "records", "plan_chunks", "check_header", "parse_row", "product_id_for",
     "upload_key", "parse_upload_key", "final_status", "completed_event",
 ]
@@ -44,7 +45,7 @@ PENDING, RUNNING, FAILED = "pending", "running", "failed"
 COMPLETED, COMPLETED_WITH_ERRORS = "completed", "completed_with_errors"
 FINAL_STATUSES = frozenset({COMPLETED, COMPLETED_WITH_ERRORS, FAILED})
 
-_KEY = re.compile(r"^imports/([\w-]{1,128})/([0-9A-HJKMNP-TV-Z]{26})\.csv\Z", re.ASCII)
+_KEY = re.compile(rf"^imports/([\w-]{{1,128}})/({ID_REGEX})\.csv\Z", re.ASCII)
 _INTEGER = re.compile(r"^[+-]?[0-9]{1,18}\Z")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _INT_FIELDS = ("price_cents", "stock")
@@ -57,10 +58,6 @@ class BadFile(Exception):
         super().__init__(message)
         self.message = message
         self.row = row
-
-
-class PoisonMessage(ValueError):
-    """A queue message that no retry can make sense of; it belongs in the DLQ."""
 
 
 class FileUnavailable(Exception):
@@ -114,13 +111,11 @@ def final_status(job: ImportJob) -> str:
 
 def completed_event(job: ImportJob) -> dict[str, Any]:
     """The ImportCompleted event (at least once: consumers dedupe by job_id)."""
-    finished = job.finished_at.astimezone(timezone.utc) if job.finished_at else None
     return {
         "type": "ImportCompleted", "job_id": job.job_id, "owner": job.owner, "status": job.status,
         "rows_total": job.rows_total, "rows_imported": job.rows_imported,
         "rows_failed": job.rows_failed,
-        "finished_at": finished.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        if finished else None,
+        "finished_at": iso(job.finished_at) if job.finished_at else None,
     }
 
 

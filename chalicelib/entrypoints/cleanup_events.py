@@ -6,10 +6,10 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from chalice import Blueprint, Rate
+from chalice.app import Blueprint, Rate
 
-from chalicelib.adapters.logs import logger
-from chalicelib.bootstrap import container
+from chalicelib.logs import logger
+from chalicelib.bootstrap import services
 
 __all__ = ["events", "summary"]
 
@@ -41,8 +41,8 @@ def cleanup(event: Any) -> dict[str, Any]:
     started = time.perf_counter()
     # The schedule's time, not the clock: `make cleanup NOW=...` runs it as if at another time.
     now = datetime.fromisoformat(event.time.replace("Z", "+00:00")).astimezone(timezone.utc)
-    container().tracer.annotate(cleanup_at=event.time)
-    report = container().cleanup.run(now, event.context.get_remaining_time_in_millis).as_dict()
+    services().tracer.annotate(cleanup_at=event.time)
+    report = services().cleanup.run(now, event.context.get_remaining_time_in_millis).as_dict()
     line = summary(report, round((time.perf_counter() - started) * 1000, 1))
     logger.info("cleanup summary", extra=line)
     return report

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice, Response
+from chalice.app import Chalice, Response
 from chalice.app import Request
 
 __all__ = ["cors_headers", "add_preflight_routes", "ALLOWED_HEADERS", "EXPOSED_HEADERS"]
@@ -29,7 +29,7 @@ def cors_headers(request: Request, response: Response, allowed_origins: frozense
     headers.update({"Access-Control-Allow-Origin": origin,
                     "Access-Control-Expose-Headers": ", ".join(EXPOSED_HEADERS)})
     if request.method == "OPTIONS" and "Allow" in response.headers:
-        headers.update({"Access-Control-Allow-Methods": response.headers["Allow"],
+        headers.update({"Access-Control-Allow-Methods": str(response.headers["Allow"]),
                         "Access-Control-Allow-Headers": ", ".join(ALLOWED_HEADERS),
                         "Access-Control-Max-Age": _MAX_AGE_SECONDS})
     return headers

@@ -8,21 +8,17 @@ and a concurrency cap.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote_plus
 
-from chalice import Blueprint
+from chalice.app import Blueprint
 
-from chalicelib.adapters.logs import logger
-from chalicelib.bootstrap import container
+from chalicelib.logs import logger
+from chalicelib.bootstrap import services
+from chalicelib.entrypoints.s3_notifications import created_objects
 from chalicelib.entrypoints.sqs_batches import json_body_of, process_records
 
-__all__ = ["events", "upload_keys"]
+__all__ = ["events"]
 
 events = Blueprint(__name__)
-
-
-class PoisonMessage(ValueError):
-    """A message that is not an S3 notification: retried, then kept in the DLQ for a person."""
 
 
 # No batching window: a user is waiting for the renditions (median upload -> ready <= 1 s). Five
@@ -35,31 +31,9 @@ def process_images(event: Any) -> dict[str, Any]:
 
 
 def _process(record: Any) -> None:
-    images = container().images
-    for bucket, key in upload_keys(json_body_of(record)):
-        if bucket != container().settings.uploads_bucket:
-            logger.warning("notification ignored: not the uploads bucket", extra={"bucket": bucket})
+    images = services().images
+    for created in created_objects(json_body_of(record)):  # PoisonMessage -> retried -> DLQ
+        if created.bucket != services().settings.uploads_bucket:
+            logger.warning("notification ignored: not the uploads bucket", extra={"bucket": created.bucket})
             continue
-        images.process_upload(key)
-
-
-def upload_keys(notification: Any) -> list[tuple[str, str]]:
-    """(bucket, key) of each ObjectCreated record of an S3 notification; [] for S3's test event.
-
-    Raises PoisonMessage for anything else.
-    """
-    if isinstance(notification, dict) and notification.get("Event") == "s3:TestEvent":
-        return []  # S3 sends it when the notification configuration is set
-    records = notification.get("Records") if isinstance(notification, dict) else None
-    if not isinstance(records, list):
-        raise PoisonMessage("not an S3 event notification")
-    found = []
-    for entry in records:
-        try:
-            if not str(entry["eventName"]).startswith("ObjectCreated:"):
-                continue
-            # S3 URL-encodes keys in notifications, with '+' for spaces.
-            found.append((str(entry["s3"]["bucket"]["name"]), unquote_plus(str(entry["s3"]["object"]["key"]))))
-        except (KeyError, TypeError):
-            raise PoisonMessage("an S3 record without eventName, bucket or key") from None
-    return found
+        images.process_upload(created.key)

@@ -11,31 +11,18 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote_plus
 
-from chalice import Blueprint
+from chalice.app import Blueprint
 
-from chalicelib.adapters.logs import logger
-from chalicelib.bootstrap import container
+from chalicelib.logs import logger
+from chalicelib.bootstrap import services
 from chalicelib.config import import_max_concurrency
+from chalicelib.entrypoints.s3_notifications import created_objects
 from chalicelib.entrypoints.sqs_batches import json_body_of, process_records
 
-__all__ = ["events", "uploaded_keys"]
+__all__ = ["events"]
 
 events = Blueprint(__name__)
-
-
-def uploaded_keys(body: Any) -> list[str]:
-    """Object keys of the ObjectCreated records of an S3 notification (S3's test event has none).
-
-    S3 URL-encodes keys in notifications (quote_plus, '/' included).
-    """
-    if not isinstance(body, dict):
-        raise ValueError("not an S3 notification")
-    if body.get("Event") == "s3:TestEvent":
-        return []
-    return [unquote_plus(r["s3"]["object"]["key"]) for r in body.get("Records", [])
-            if str(r.get("eventName", "")).startswith("ObjectCreated")]
 
 
 # One upload per invocation: planning streams the whole file (up to 50 MiB) once.
@@ -47,11 +34,11 @@ def dispatch_import(event: Any) -> dict[str, Any]:
 def _dispatch(record: Any) -> None:
     from chalicelib.domain.imports import parse_upload_key
 
-    for key in uploaded_keys(json_body_of(record)):
+    for key in (created.key for created in created_objects(json_body_of(record))):
         parsed = parse_upload_key(key)
-        tracer = container().tracer
+        tracer = services().tracer
         tracer.annotate(job_id=parsed[1] if parsed else None, owner=parsed[0] if parsed else None)
-        outcome = container().imports.dispatch(key)
+        outcome = services().imports.dispatch(key)
         logger.info("import dispatched", extra={"key": key, "outcome": outcome})
 
 
@@ -67,9 +54,9 @@ def _import_chunk(record: Any) -> None:
     from chalicelib.domain.imports import Chunk
 
     chunk = Chunk.from_message(json_body_of(record))  # PoisonMessage -> retried -> DLQ
-    tracer = container().tracer
+    tracer = services().tracer
     tracer.annotate(job_id=chunk.job_id, owner=chunk.owner, chunk=chunk.index)
-    result = container().imports.import_chunk(chunk)
+    result = services().imports.import_chunk(chunk)
     tracer.annotate(outcome=result.outcome, write_calls=result.write_calls)
     logger.info("import chunk", extra={
         "job_id": chunk.job_id, "chunk": chunk.index, "outcome": result.outcome,
@@ -88,12 +75,12 @@ def dispatch_import_dead_letter(event: Any) -> dict[str, Any]:
 
 def _abandon_upload(record: Any) -> None:
     try:
-        keys = uploaded_keys(json_body_of(record))
-    except (ValueError, KeyError, TypeError, AttributeError):
+        keys = [created.key for created in created_objects(json_body_of(record))]
+    except ValueError:  # not JSON, or PoisonMessage
         _log_unreadable(record)
         return
     for key in keys:
-        outcome = container().imports.abandon_upload(key)
+        outcome = services().imports.abandon_upload(key)
         logger.error("import upload abandoned after every retry", extra={"key": key, "outcome": outcome})
 
 
@@ -110,8 +97,8 @@ def _abandon_chunk(record: Any) -> None:
     except ValueError:  # PoisonMessage is one
         _log_unreadable(record)
         return
-    container().tracer.annotate(job_id=chunk.job_id, owner=chunk.owner, chunk=chunk.index)
-    outcome = container().imports.abandon_chunk(chunk)
+    services().tracer.annotate(job_id=chunk.job_id, owner=chunk.owner, chunk=chunk.index)
+    outcome = services().imports.abandon_chunk(chunk)
     logger.error("import chunk abandoned after every retry", extra={
         "job_id": chunk.job_id, "chunk": chunk.index, "first_row": chunk.first_row, "rows": chunk.rows,
         "outcome": outcome})

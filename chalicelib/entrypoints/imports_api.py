@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Blueprint, Response
+from chalice.app import Blueprint, Response
 
-from chalicelib.bootstrap import container
+from chalicelib.bootstrap import services
 from chalicelib.domain import errors
 from chalicelib.domain.imports import ImportJob
 from chalicelib.entrypoints.http_common import caller, json_body, routes
@@ -37,14 +37,14 @@ def create_import() -> Response:
     if api.current_request.raw_body and json_body(api.current_request, 1024) != {}:
         raise errors.InvalidInput("body", "takes no fields: POST an empty body, then upload the CSV "
                                           "with the returned form")
-    created = container().imports.create(who)
-    container().tracer.annotate(job_id=created.job.job_id, owner=who.sub)
-    return Response(body={"job_id": created.job.job_id, "upload": created.upload}, status_code=201,
+    created = services().imports.create(who)
+    services().tracer.annotate(job_id=created.job.job_id, owner=who.sub)
+    return Response(body={"job_id": created.job.job_id, "upload": created.upload.as_dict()}, status_code=201,
                     headers={"Location": f"/imports/{created.job.job_id}"})
 
 
 @route("/imports/{job_id}", methods=["GET"])
 def get_import(job_id: str) -> dict[str, Any]:
     who = caller(api.current_request)
-    container().tracer.annotate(job_id=job_id, owner=who.sub)
-    return import_job_json(container().imports.get(who, job_id))
+    services().tracer.annotate(job_id=job_id, owner=who.sub)
+    return import_job_json(services().imports.get(who, job_id))

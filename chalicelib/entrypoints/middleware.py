@@ -7,11 +7,11 @@ import time
 import uuid
 from typing import Any, Callable
 
-from chalice import Response
+from chalice.app import Response
 from chalice.app import Request, SQSEvent
 
-from chalicelib.adapters.logs import logger
-from chalicelib.bootstrap import container
+from chalicelib.logs import logger
+from chalicelib.bootstrap import services
 from chalicelib.entrypoints.cors import cors_headers
 from chalicelib.entrypoints.sqs_batches import sender_trace_headers
 
@@ -21,10 +21,11 @@ _REQUEST_ID = re.compile(r"^[\w.:-]{1,128}\Z", re.ASCII)  # echoed into a header
 
 
 def _request_id(request: Request) -> str:
-    offered = request.headers.get("x-request-id", "")
+    offered: str = request.headers.get("x-request-id", "")
     if _REQUEST_ID.match(offered):
         return offered  # lets a client correlate its own logs with ours
-    return (request.context or {}).get("requestId") or str(uuid.uuid4())
+    given: str | None = (request.context or {}).get("requestId")
+    return given or str(uuid.uuid4())
 
 
 def http_middleware(request: Request, get_response: Callable[[Request], Response]) -> Response:
@@ -33,7 +34,7 @@ def http_middleware(request: Request, get_response: Callable[[Request], Response
     context = request.context or {}
     route = f"{request.method} {context.get('resourcePath', request.path)}"
     function = getattr(request.lambda_context, "function_name", None) or "storefront"
-    tracer = container().tracer
+    tracer = services().tracer
     with tracer.invocation(route, function=function,
                            trace_header=request.headers.get("x-amzn-trace-id")) as span:
         logger.thread_safe_append_keys(request_id=request_id, trace_id=span.trace_id, route=route)
@@ -43,7 +44,7 @@ def http_middleware(request: Request, get_response: Callable[[Request], Response
         finally:
             logger.thread_safe_clear_keys()
     response.headers["X-Request-Id"] = request_id
-    response.headers.update(cors_headers(request, response, container().settings.cors_allow_origins))
+    response.headers.update(cors_headers(request, response, services().settings.cors_allow_origins))
     if span.trace_id:
         response.headers["X-Amzn-Trace-Id"] = f"Root={span.trace_id}"
     logger.info("request", extra={
@@ -66,7 +67,7 @@ def event_middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
     name = f"## {function.rsplit('-', 1)[-1]}"
     try:
         links = sender_trace_headers(event) if isinstance(event, SQSEvent) else ()
-        with container().tracer.invocation(name, function=function, links=links) as span:
+        with services().tracer.invocation(name, function=function, links=links) as span:
             logger.thread_safe_append_keys(trace_id=span.trace_id)
             return get_response(event)
     except Exception:

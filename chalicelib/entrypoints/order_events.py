@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from chalice import Blueprint
+from chalice.app import Blueprint
 
-from chalicelib.adapters.logs import logger
-from chalicelib.bootstrap import container
+from chalicelib.logs import logger
+from chalicelib.bootstrap import services
 from chalicelib.config import orders_max_concurrency
 from chalicelib.entrypoints.sqs_batches import json_body_of, process_records
 
@@ -24,7 +24,7 @@ events = Blueprint(__name__)
 def consume_orders(event: Any) -> dict[str, Any]:
     # One read of the stock for the whole batch instead of one per order (under a burst, a batch
     # is ten orders for the same few products); poison is left for its record to report.
-    stocks = container().order_consumer.read_stocks(_placed_orders(event))
+    stocks = services().order_consumer.read_stocks(_placed_orders(event))
     return process_records(event, lambda record: _apply(record, stocks), span_name="## consume_orders record")
 
 
@@ -42,9 +42,9 @@ def _apply(record: Any, stocks: dict[str, int | None]) -> None:
     from chalicelib.domain.orders import OrderPlaced
 
     placed = OrderPlaced.from_message(json_body_of(record))  # PoisonMessage -> retried -> DLQ
-    tracer = container().tracer
+    tracer = services().tracer
     tracer.annotate(order_id=placed.order_id, product_id=placed.product_id, owner=placed.buyer)
-    outcome = container().order_consumer.apply(placed, stocks)
+    outcome = services().order_consumer.apply(placed, stocks)
     tracer.annotate(outcome=outcome)
     logger.info("order applied", extra={"order_id": placed.order_id, "product_id": placed.product_id,
                                         "quantity": placed.quantity, "outcome": outcome})

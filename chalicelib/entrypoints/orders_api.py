@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from chalice import Blueprint, Response
+from typing import Any
 
-from chalicelib.bootstrap import container
+from chalice.app import Blueprint, Response
+
+from chalicelib.bootstrap import services
 from chalicelib.entrypoints.http_common import caller, idempotency_key, json_body, routes
 from chalicelib.entrypoints.representations import order_json
 
@@ -24,18 +26,18 @@ def place_order() -> Response:
     key = idempotency_key(api.current_request)
     raw = json_body(api.current_request, _MAX_BODY_BYTES)
     command = parse_command(PlaceOrder, raw)
-    tracer = container().tracer
+    tracer = services().tracer
     tracer.annotate(product_id=command.product_id, owner=who.sub)
-    placed = container().orders.place(who, command, raw_body=raw, idempotency_key=key)
+    placed = services().orders.place(who, command, raw_body=raw, idempotency_key=key)
     tracer.annotate(order_id=placed.body["order_id"])
-    headers = {"Location": f"/orders/{placed.body['order_id']}"}
+    headers: dict[str, str | list[str]] = {"Location": f"/orders/{placed.body['order_id']}"}
     if placed.replayed:
         headers["Idempotent-Replayed"] = "true"
     return Response(body=placed.body, status_code=placed.status, headers=headers)
 
 
 @route("/orders/{order_id}", methods=["GET"])
-def get_order(order_id: str) -> dict:
+def get_order(order_id: str) -> dict[str, Any]:
     who = caller(api.current_request)
-    container().tracer.annotate(order_id=order_id, owner=who.sub)
-    return order_json(container().orders.get(who, order_id))
+    services().tracer.annotate(order_id=order_id, owner=who.sub)
+    return order_json(services().orders.get(who, order_id))

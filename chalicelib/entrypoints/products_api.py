@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from chalice import Blueprint, Response
+from chalice.app import Blueprint, Response
 
-from chalicelib.bootstrap import container
+from chalicelib.bootstrap import services
 from chalicelib.domain import errors
 from chalicelib.domain.products import Product
 from chalicelib.entrypoints.http_common import (
@@ -24,12 +24,12 @@ _OWNER = re.compile(r"^[\w-]{1,128}\Z", re.ASCII)
 
 
 def _annotate(product_id: str, owner: str | None = None) -> None:
-    container().tracer.annotate(product_id=product_id, owner=owner)
+    services().tracer.annotate(product_id=product_id, owner=owner)
 
 
 def _json(product: Product) -> dict[str, Any]:
     # Rendition URLs are presigned now, per read; the S3 client is made on the first one only.
-    return product_json(product, rendition_url=container().media.url)
+    return product_json(product, rendition_url=services().rendition_url)
 
 
 def _product_response(body: dict[str, Any], status: int = 200, **headers: str) -> Response:
@@ -46,32 +46,32 @@ def health() -> dict[str, str]:
 @route("/products", methods=["POST"])
 def create_product() -> Response:
     who = caller(api.current_request)
-    container().tracer.annotate(owner=who.sub)
+    services().tracer.annotate(owner=who.sub)
     key = idempotency_key(api.current_request)
     from chalicelib.domain.commands import MAX_BODY_BYTES, CreateProduct, parse_command
 
     raw = json_body(api.current_request, MAX_BODY_BYTES)
     command = parse_command(CreateProduct, raw)
-    created = container().products.create(who, command, raw_body=raw, idempotency_key=key)
+    created = services().products.create(who, command, raw_body=raw, idempotency_key=key)
     extra = {"Idempotent-Replayed": "true"} if created.replayed else {}
-    return _product_response(created.body, created.status,
-                             Location=f"/products/{created.body['id']}", **extra)
+    return _product_response(_json(created.product), created.status,
+                             Location=f"/products/{created.product.id}", **extra)
 
 
 @route("/products", methods=["GET"])
 def list_products() -> dict[str, Any]:
     owner = query(api.current_request, "owner")
-    container().tracer.annotate(owner=owner)
+    services().tracer.annotate(owner=owner)
     if owner is not None and not _OWNER.match(owner):
         raise errors.InvalidInput("owner", "must be a user id (the token's sub)")
-    result = container().products.list(owner=owner, limit=limit(api.current_request), cursor=query(api.current_request, "cursor"))
+    result = services().products.list(owner=owner, limit=limit(api.current_request), cursor=query(api.current_request, "cursor"))
     return {"items": [_json(p) for p in result.items], "next_cursor": result.next_cursor}
 
 
 @route("/products/{product_id}", methods=["GET"])
 def get_product(product_id: str) -> Response:
     _annotate(product_id)
-    return _product_response(_json(container().products.get(product_id)))
+    return _product_response(_json(services().products.get(product_id)))
 
 
 @route("/products/{product_id}", methods=["PATCH"])
@@ -79,10 +79,11 @@ def update_product(product_id: str) -> Response:
     who = caller(api.current_request)
     _annotate(product_id, who.sub)
     expected = if_match(api.current_request, required=True)
+    assert expected is not None  # required=True raised PreconditionRequired otherwise
     from chalicelib.domain.commands import MAX_BODY_BYTES, UpdateProduct, parse_command
 
     command = parse_command(UpdateProduct, json_body(api.current_request, MAX_BODY_BYTES))
-    product = container().products.update(who, product_id, command, expected)
+    product = services().products.update(who, product_id, command, expected)
     return _product_response(_json(product))
 
 
@@ -90,5 +91,5 @@ def update_product(product_id: str) -> Response:
 def delete_product(product_id: str) -> Response:
     who = caller(api.current_request)
     _annotate(product_id, who.sub)
-    container().products.delete(who, product_id, if_match(api.current_request, required=False))
+    services().products.delete(who, product_id, if_match(api.current_request, required=False))
     return Response(body="", status_code=204)

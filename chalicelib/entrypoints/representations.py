@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 from chalicelib.domain.orders import Order
 from chalicelib.domain.images import READY, RENDITIONS, ProductImage
-from chalicelib.domain.products import Product
+from chalicelib.domain.products import Product, iso
 
 __all__ = ["product_json", "image_json", "order_json", "iso"]
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def product_json(product: Product, rendition_url: Callable[[str], str] | None = None) -> dict[str, Any]:

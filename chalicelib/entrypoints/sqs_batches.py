@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from chalicelib.adapters.logs import logger
-from chalicelib.bootstrap import container
+from chalicelib.logs import logger
+from chalicelib.bootstrap import services
 
 __all__ = ["process_records", "json_body_of", "sender_trace_headers"]
 
@@ -51,7 +51,7 @@ def process_records(event: Any, handler: RecordHandler, *, span_name: str) -> di
     """Run `handler` on each record of a Chalice SQSEvent; returns Lambda's partial batch response."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-    tracer = container().tracer
+    tracer = services().tracer
 
     def traced(record: Any) -> None:
         with tracer.subsegment(span_name) as span:

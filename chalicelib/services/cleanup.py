@@ -19,25 +19,78 @@ product-index, expiry-index).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Callable
+from typing import Protocol
 
-from chalicelib.adapters.logs import logger
 from chalicelib.domain.cleanup import (
     ORPHAN_AGE, PENDING_TIMEOUT, STALE_IMAGE_ERROR, Budget, Limits, Report, media_is_orphan,
     parse_media_key, upload_is_orphan,
 )
-from chalicelib.domain.images import FAILED
+from chalicelib.domain.images import FAILED, ImageRecord
 from chalicelib.domain.images import parse_upload_key as parse_image_upload_key
 from chalicelib.domain.imports import upload_key as import_key
-from chalicelib.services.cleanup_ports import (
-    CleanupImages, Cursors, ExpiredJobs, ExpiringRecords, FileRemover, ObjectStore, ProductLookup,
-)
+from chalicelib.domain.storage import StoredObject
+from chalicelib.logs import logger
 
-__all__ = ["CleanupService"]
+__all__ = ["CleanupService", "CleanupImages", "ProductLookup", "ObjectStore", "Cursors", "ExpiringRecords",
+           "ExpiredJobs"]
 
 _PAGE = 100
 _LIST_PAGE = 1000
+
+
+# -- ports: what the cleanup needs from the outside --------------------------------------------
+
+
+class CleanupImages(Protocol):
+    def stale_pending(self, created_before: datetime, limit: int) -> list[ImageRecord]:
+        """Images still pending that were requested before `created_before`, oldest first."""
+
+    def get_many(self, image_ids: Iterable[str]) -> dict[str, ImageRecord]: ...
+
+    def ids_of_product(self, product_id: str) -> list[str]: ...
+
+    def fail(self, record: ImageRecord, now: datetime) -> bool:
+        """Mark a pending image failed with `record.error` (and on its product, if it still
+        exists); False when it was no longer pending."""
+
+    def delete(self, image_ids: Sequence[str]) -> None: ...
+
+
+class ProductLookup(Protocol):
+    def existing(self, product_ids: Iterable[str]) -> set[str]: ...
+
+
+class ObjectStore(Protocol):
+    def list(self, prefix: str, start_after: str | None, limit: int) -> tuple[list[StoredObject], bool]:
+        """Up to `limit` objects after `start_after` in key order, and whether more follow."""
+
+    def delete(self, keys: Sequence[str]) -> None:
+        """Delete `keys` (absent ones too)."""
+
+
+class Cursors(Protocol):
+    def get(self, name: str) -> str | None: ...
+
+    def put(self, name: str, value: str | None) -> None: ...
+
+
+class ExpiringRecords(Protocol):
+    def expired(self, now: datetime, limit: int) -> list[str]:
+        """Keys of idempotency records that expired at or before `now`, oldest first."""
+
+    def delete(self, keys: Sequence[str], now: datetime) -> int:
+        """Delete those still expired at `now` (a key reused since is kept); how many went."""
+
+
+class ExpiredJobs(Protocol):
+    def expired(self, now: datetime, limit: int) -> list[tuple[str, str]]: ...
+
+    def delete(self, job_id: str) -> int: ...
+
+
+# -- the service -------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,14 +99,14 @@ class _Sweep:
     store: ObjectStore
     prefix: str
     ids: Callable[[str], tuple[str, str] | None]  # key -> (product id, image id)
-    is_orphan: Callable[..., bool]
+    is_orphan: Callable[[str, ImageRecord | None, bool], bool]
     counter: str
 
 
 class CleanupService:
     def __init__(self, *, images: CleanupImages, products: ProductLookup, uploads: ObjectStore,
                  media: ObjectStore, cursors: Cursors, idempotency: ExpiringRecords, jobs: ExpiredJobs,
-                 import_files: FileRemover, limits: Limits = Limits()) -> None:
+                 import_files: ObjectStore, limits: Limits = Limits()) -> None:
         self._images = images
         self._products = products
         self._uploads = uploads
@@ -198,7 +251,7 @@ class CleanupService:
                 if not budget.left():
                     report.stopped["import_jobs"] = "time"
                     return
-                self._import_files.delete(import_key(owner, job_id))  # the CSV first: the job is the marker
+                self._import_files.delete([import_key(owner, job_id)])  # the CSV first: the job is the marker
                 report.add(import_files_deleted=1, import_items_deleted=self._jobs.delete(job_id),
                            import_jobs_deleted=1)
             done += len(expired)

@@ -13,26 +13,110 @@ still `pending` for the cleanup to resolve.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import BinaryIO, Protocol
 
-from chalicelib.adapters.logs import logger
 from chalicelib.domain.errors import ConditionNotMet, DependencyUnavailable, Forbidden, NotFound
 from chalicelib.domain.identity import Caller
 from chalicelib.domain.ids import is_id
 from chalicelib.domain.image_files import check_object, inspect_file
 from chalicelib.domain.images import (
-    ACCEPTED_TYPES, FAILED, MAX_IMAGES_PER_PRODUCT, PENDING, READY, ImageRecord, ImageRejected, TooManyImages,
-    parse_upload_key, rendition_key, rendition_plan,
+    ACCEPTED_TYPES, FAILED, MAX_IMAGES_PER_PRODUCT, PENDING, READY, ImageRecord, ImageRejected, ProductImage,
+    Rendition, TooManyImages, parse_upload_key, rendition_key, rendition_plan,
 )
-from chalicelib.services.image_ports import ImageProcessor, ImageRepository, MediaBucket, UploadBucket, UploadForm
-from chalicelib.services.ports import Clock, IdFactory, ProductRepository
+from chalicelib.domain.storage import ObjectInfo, UploadForm
+from chalicelib.logs import logger
+from chalicelib.services.products import ProductRepository
+from chalicelib.services.shared import Clock, IdFactory
 
-__all__ = ["ImageService", "UploadTicket", "Processed", "UPLOAD_EXPIRES_IN"]
+__all__ = ["ImageService", "UploadTicket", "Processed", "UPLOAD_EXPIRES_IN", "PRODUCT_GONE", "ImageRepository",
+           "UploadBucket", "MediaBucket", "ImageProcessor", "DecodedImage", "Encoded", "Steps"]
 
 UPLOAD_EXPIRES_IN = 15 * 60
 _ADD_ATTEMPTS = 3
 PRODUCT_GONE = "the product was deleted before its image was processed"
+
+
+# -- ports: what the image use cases need from the outside ---------------------------------------
+
+
+class ImageRepository(Protocol):
+    def add_pending(self, record: ImageRecord, *, seen: int, remove: Sequence[str]) -> None:
+        """Record a pending image and add it to its product, dropping the images `remove`, in one
+        atomic write. Raises ConditionNotMet unless the product exists, is `record.owner`'s and
+        still holds `seen` images (so two requests cannot both take the last free place)."""
+
+    def get(self, image_id: str) -> ImageRecord | None: ...
+
+    def finish(self, record: ImageRecord, now: datetime) -> None:
+        """Move a pending image to `record.status` (ready or failed) on the record and the product
+        at once. Raises ConditionNotMet if the image is no longer pending or its product is gone."""
+
+    def fail_orphan(self, record: ImageRecord, now: datetime) -> None:
+        """Mark a pending image failed when its product no longer exists (the record only).
+        Raises ConditionNotMet if it is no longer pending."""
+
+
+class UploadBucket(Protocol):
+    def presigned_post(self, key: str, *, content_type: str, max_bytes: int, expires_in: int) -> UploadForm: ...
+
+    def open(self, key: str) -> tuple[ObjectInfo, BinaryIO] | None:
+        """What the store says of the object, and a stream of its bytes; None if there is none."""
+
+
+class MediaBucket(Protocol):
+    def put(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    def delete(self, keys: Sequence[str]) -> None: ...
+
+
+class DecodedImage(Protocol):
+    """A decoded image, its size as displayed (EXIF orientation applied)."""
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
+
+
+class Encoded(Protocol):
+    @property
+    def rendition(self) -> Rendition: ...
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def content_type(self) -> str: ...
+
+    @property
+    def extension(self) -> str: ...
+
+
+class ImageProcessor(Protocol):
+    """decode -> resize -> encode; each raises ImageRejected for a file that can never be an image.
+    What `resize` returns is the processor's own, handed back to `encode`."""
+
+    def decode(self, data: bytes, fmt: str) -> DecodedImage: ...
+
+    def resize(self, decoded: DecodedImage, plan: Sequence[Rendition]) -> object: ...
+
+    def encode(self, decoded: DecodedImage, resized: object) -> Sequence[Encoded]: ...
+
+
+class Steps(Protocol):
+    """Where processing's time goes: a span per step, and what the trace is about (the tracer)."""
+
+    def subsegment(self, name: str) -> AbstractContextManager[object]: ...
+
+    def annotate(self, **values: str | int | bool | None) -> None: ...
+
+
+# -- the service -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -52,7 +136,7 @@ class Processed:
 
 class ImageService:
     def __init__(self, images: ImageRepository, products: ProductRepository, uploads: UploadBucket,
-                 media: MediaBucket, processor: ImageProcessor, *, tracer: Any, clock: Clock,
+                 media: MediaBucket, processor: ImageProcessor, *, tracer: Steps, clock: Clock,
                  new_id: IdFactory) -> None:
         self._images = images
         self._products = products
@@ -125,13 +209,13 @@ class ImageService:
                 raise ImageRejected("the uploaded file is gone")
             stored, stream = opened
             try:
-                check_object(size_bytes=stored.size_bytes, content_type=stored.content_type,
+                check_object(size_bytes=stored.size, content_type=stored.content_type,
                              declared_size=record.size_bytes, declared_type=record.content_type)
-                data = stream.read(stored.size_bytes + 1)
+                data = stream.read(stored.size + 1)
             finally:
                 stream.close()  # unread bytes must not hold the pooled connection
-        if len(data) != stored.size_bytes:
-            raise DependencyUnavailable(f"read {len(data)} of {stored.size_bytes} bytes of the upload")
+        if len(data) != stored.size:
+            raise DependencyUnavailable(f"read {len(data)} of {stored.size} bytes of the upload")
         inspect_file(data, record.content_type)
         with tracer.subsegment("decode"):
             decoded = self._processor.decode(data, ACCEPTED_TYPES[record.content_type])
@@ -144,7 +228,7 @@ class ImageService:
             encoded = self._processor.encode(decoded, resized)
         del decoded, resized
         renditions: dict[str, str] = {}
-        objects: dict[str, Any] = {}
+        objects: dict[str, Encoded] = {}
         for item in encoded:
             key = rendition_key(record.product_id, record.id, item.rendition, item.extension)
             renditions[item.rendition.name] = key
@@ -178,7 +262,7 @@ class ImageService:
         return Processed(finished.status, finished.id, finished.error)
 
 
-def _making_room(images: Any) -> list[str]:
+def _making_room(images: Sequence[ProductImage]) -> list[str]:
     """Failed images to drop so one more fits (oldest first); raises TooManyImages if none can go."""
     excess = len(images) - MAX_IMAGES_PER_PRODUCT + 1
     if excess <= 0:

@@ -10,9 +10,10 @@ when the last two chunks race, by one more conditional update).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, Callable
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from chalicelib.domain.errors import Forbidden, NotFound
 from chalicelib.domain.identity import Caller
@@ -23,18 +24,92 @@ from chalicelib.domain.imports import (
     product_id_for, records,
 )
 from chalicelib.domain.products import Product, new_product
-from chalicelib.services.import_ports import ImportFiles, ImportJobRepository, ImportTopics, ImportWriter
-from chalicelib.services.ports import Clock, IdFactory
+from chalicelib.domain.storage import ObjectInfo, UploadForm
+from chalicelib.services.shared import Clock, IdFactory, TraceHeader
 
-__all__ = ["ImportService", "CreatedImport", "ChunkResult"]
+__all__ = ["ImportService", "CreatedImport", "ChunkResult", "ImportJobRepository", "ImportFiles", "ImportWriter",
+           "ImportTopics"]
 
 _UPLOAD_EXPIRES_S = 3600
+
+
+# -- ports: what the import needs from the outside ---------------------------------------------
+
+
+class ImportJobRepository(Protocol):
+    def add(self, job: ImportJob, *, expires_at: datetime) -> None: ...
+
+    def get(self, job_id: str) -> ImportJob | None:
+        """Strongly consistent; `errors` holds only a failed job's reason (see `errors`)."""
+
+    def errors(self, job_id: str, limit: int) -> list[RowError]:
+        """The first `limit` recorded row errors, in row order."""
+
+    def start(self, job_id: str, *, etag: str, rows_total: int, chunks_total: int,
+              now: datetime) -> bool:
+        """pending -> running (or resume a dispatch of the same file left unfinished)."""
+
+    def mark_dispatched(self, job_id: str, now: datetime) -> None: ...
+
+    def fail(self, job_id: str, message: str, row: int | None, now: datetime) -> bool:
+        """Fail a pending or running job; False when it had already ended."""
+
+    def complete_chunk(self, job_id: str, index: int, *, imported: int, failed: int,
+                       now: datetime) -> ImportJob | None:
+        """Count the chunk done and add its counters atomically, once; None if already counted
+        or the job is not running."""
+
+    def complete_last_chunk(self, job_id: str, index: int, *, chunks_total: int, imported: int, failed: int,
+                            status: str, now: datetime) -> ImportJob | None:
+        """Count chunk `index`, the job's only missing one, and end the job with `status` (marking
+        it announced) in the same write; None if it is not the only one missing any more."""
+
+    def finish(self, job_id: str, status: str, now: datetime) -> bool:
+        """running -> `status` if every chunk is done, marking the job announced; True only for
+        the caller that did it."""
+
+    def mark_notified(self, job_id: str, now: datetime) -> None: ...
+
+    def expired(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """(job id, owner) of jobs past retention, oldest first."""
+
+    def delete(self, job_id: str) -> int:
+        """Delete the job with its error items; how many items went."""
+
+
+class ImportFiles(Protocol):
+    def presigned_post(self, key: str, *, content_type: str, max_bytes: int, expires_in: int) -> UploadForm: ...
+
+    def stat(self, key: str) -> ObjectInfo | None: ...
+
+    def read(self, key: str, etag: str, start: int | None = None,
+             end: int | None = None) -> Iterator[bytes]:
+        """Bytes [start, end) of the object if it still has `etag`; raises FileUnavailable."""
+
+
+
+class ImportWriter(Protocol):
+    def existing(self, owner: str, first_id: str, last_id: str) -> set[str]:
+        """Ids of the owner's existing products from first_id to last_id (inclusive)."""
+
+    def write(self, products: Iterable[Product], errors: Iterable[tuple[str, RowError]], *,
+              expires_at: datetime) -> int:
+        """Put the products and the (job id, error) items; the number of write calls."""
+
+
+class ImportTopics(Protocol):
+    def publish_chunks(self, chunks: Sequence[Chunk], trace_header: str | None) -> int: ...
+
+    def publish_completed(self, event: dict[str, Any]) -> None: ...
+
+
+# -- the service -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class CreatedImport:
     job: ImportJob
-    upload: dict[str, Any]
+    upload: UploadForm
 
 
 @dataclass(frozen=True)
@@ -49,8 +124,7 @@ class ChunkResult:
 class ImportService:
     def __init__(self, jobs: ImportJobRepository, files: ImportFiles, writer: ImportWriter,
                  topics: ImportTopics, *, clock: Clock, new_id: IdFactory, retention: timedelta,
-                 chunk_rows: int = CHUNK_ROWS,
-                 trace_header: Callable[[], str | None] = lambda: None) -> None:
+                 chunk_rows: int = CHUNK_ROWS, trace_header: TraceHeader = lambda: None) -> None:
         """`trace_header` gives the current trace's header, passed to the chunk messages."""
         self._jobs = jobs
         self._files = files
@@ -70,7 +144,7 @@ class ImportService:
         job = ImportJob(job_id=self._new_id(), owner=caller.sub, status=PENDING, created_at=now,
                         updated_at=now, expires_at=now + self._retention)
         self._jobs.add(job, expires_at=now + self._retention)
-        upload = self._files.presign_upload(job.key, max_bytes=MAX_FILE_BYTES,
+        upload = self._files.presigned_post(job.key, content_type="text/csv", max_bytes=MAX_FILE_BYTES,
                                             expires_in=_UPLOAD_EXPIRES_S)
         return CreatedImport(job, upload)
 
@@ -204,8 +278,11 @@ class ImportService:
         """An upload whose dispatch failed every delivery (it reached the dispatcher's dead-letter
         queue): its job fails, instead of staying pending (or running, unpublished) for ever."""
         parsed = parse_upload_key(key)
-        job = self._jobs.get(parsed[1]) if parsed else None
-        if job is None or job.owner != parsed[0]:
+        if parsed is None:
+            return "ignored: no such job"
+        owner, job_id = parsed
+        job = self._jobs.get(job_id)
+        if job is None or job.owner != owner:
             return "ignored: no such job"
         if job.dispatched or job.status not in (PENDING, RUNNING):
             self._announce(job)

@@ -11,19 +11,20 @@ from chalicelib.domain.errors import DependencyUnavailable, Forbidden, KeyAlread
 from chalicelib.domain.identity import Caller
 from chalicelib.domain.ids import is_id
 from chalicelib.domain.idempotency import IdempotencyRecord
-from chalicelib.domain.orders import CONFIRMED, OUT_OF_STOCK, QUEUED, REJECTED, Order, OrderPlaced, decide
-from chalicelib.services.ports import Clock, IdempotencyStore, IdFactory
+from chalicelib.domain.orders import (
+    CONFIRMED, OUT_OF_STOCK, QUEUED, REJECTED, Order, OrderPlaced, OrderStatus, RejectReason, WriteOutcome, decide,
+)
+from chalicelib.services.shared import Clock, IdempotencyStore, IdFactory, TraceHeader
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from chalicelib.domain.commands import PlaceOrder
 
-__all__ = ["OrderRepository", "OrderQueue", "OrderService", "OrderConsumer", "Placed",
-           "APPLIED", "ALREADY_APPLIED", "STOCK_CHANGED"]
+__all__ = ["OrderRepository", "OrderQueue", "OrderService", "OrderConsumer", "Placed"]
 
 _PLACE = "place_order"
-APPLIED, ALREADY_APPLIED, STOCK_CHANGED = "applied", "already_applied", "stock_changed"
+APPLIED, ALREADY_APPLIED = WriteOutcome.APPLIED, WriteOutcome.ALREADY_APPLIED
 _CONFIRM_ATTEMPTS = 3
 
 
@@ -44,13 +45,13 @@ class OrderRepository(Protocol):
     def stocks_of(self, product_ids: Collection[str]) -> dict[str, int | None]:
         """The stock of each product, None for those that do not exist, in one consistent read."""
 
-    def confirm(self, placed: OrderPlaced, now: "datetime") -> str:
+    def confirm(self, placed: OrderPlaced, now: "datetime") -> WriteOutcome:
         """ONE atomic write: stock -= quantity if enough remains, and the order queued -> confirmed.
 
         Returns APPLIED, ALREADY_APPLIED (the order is no longer queued: a redelivery, or an
         order the API withdrew) or STOCK_CHANGED (not enough stock, or no product, at write time)."""
 
-    def reject(self, placed: OrderPlaced, reason: str, now: "datetime") -> str:
+    def reject(self, placed: OrderPlaced, reason: RejectReason, now: "datetime") -> WriteOutcome:
         """The order queued -> rejected with `reason`; APPLIED or ALREADY_APPLIED."""
 
 
@@ -68,7 +69,7 @@ class Placed:
 
 class OrderService:
     def __init__(self, orders: OrderRepository, queue: OrderQueue, idempotency_store: IdempotencyStore, *,
-                 clock: Clock, new_id: IdFactory, idempotency_ttl: timedelta, trace_header: Any) -> None:
+                 clock: Clock, new_id: IdFactory, idempotency_ttl: timedelta, trace_header: TraceHeader) -> None:
         """`trace_header()` gives the header that lets the consumer join this request's trace."""
         self._orders = orders
         self._queue = queue
@@ -98,6 +99,7 @@ class OrderService:
         try:
             self._orders.add(order, remember=remember)
         except KeyAlreadyUsed:
+            assert remember is not None  # only a remembered key can be taken already
             return self._replay(remember, caller)
         placed = OrderPlaced(order.id, caller.sub, order.product_id, order.quantity)
         try:
@@ -155,7 +157,7 @@ class OrderConsumer:
         except DependencyUnavailable:
             return {}
 
-    def apply(self, placed: OrderPlaced, stocks: dict[str, int | None] | None = None) -> str:
+    def apply(self, placed: OrderPlaced, stocks: dict[str, int | None] | None = None) -> OrderStatus | WriteOutcome:
         """The order's final status (CONFIRMED / REJECTED), or ALREADY_APPLIED for a redelivery.
 
         `stocks` (from read_stocks) saves the read of the stock; this order's outcome is written
@@ -165,14 +167,16 @@ class OrderConsumer:
         # stock >= 0 when concurrent consumers race for the last units (then we read again).
         known = stocks if stocks is not None else {}
         now = self._clock()
+        reason: RejectReason = OUT_OF_STOCK  # if stock keeps moving under us: the conservative answer
         for _ in range(_CONFIRM_ATTEMPTS):
             if placed.product_id in known:
                 stock = known.pop(placed.product_id)
             else:
                 stock = self._orders.stock_of(placed.product_id)
-            reason = decide(stock, placed.quantity)
-            if reason is not None:
+            rejected = decide(stock, placed.quantity)
+            if rejected is not None or stock is None:  # (decide rejects a missing product)
                 known[placed.product_id] = stock
+                reason = rejected or RejectReason.PRODUCT_NOT_FOUND
                 break
             outcome = self._orders.confirm(placed, now)
             if outcome == APPLIED:
@@ -180,7 +184,5 @@ class OrderConsumer:
                 return CONFIRMED
             if outcome == ALREADY_APPLIED:
                 return ALREADY_APPLIED
-        else:
-            reason = OUT_OF_STOCK  # stock kept moving under us: the conservative answer
         outcome = self._orders.reject(placed, reason, now)
         return REJECTED if outcome == APPLIED else ALREADY_APPLIED

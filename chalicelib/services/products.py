@@ -3,31 +3,52 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib.domain import idempotency
 from chalicelib.domain.errors import (
     ConditionNotMet, Forbidden, KeyAlreadyUsed, NotFound, VersionMismatch,
 )
+from chalicelib.domain.idempotency import IdempotencyRecord
 from chalicelib.domain.identity import Caller
 from chalicelib.domain.ids import is_id
 from chalicelib.domain.paging import Page, decode_cursor, encode_cursor
-from chalicelib.domain.products import Product, new_product
-from chalicelib.services.ports import Clock, IdempotencyStore, IdFactory, ProductRepository
+from chalicelib.domain.products import Product, created_document, from_created_document, new_product
+from chalicelib.services.shared import Clock, IdempotencyStore, IdFactory
 
 if TYPE_CHECKING:  # pydantic stays off the read path's imports
     from chalicelib.domain.commands import CreateProduct, UpdateProduct
 
-__all__ = ["ProductService", "Created", "ListResult"]
+__all__ = ["ProductService", "ProductRepository", "Created", "ListResult"]
 
 _CREATE = "create_product"
+
+
+class ProductRepository(Protocol):
+    def get(self, product_id: str) -> Product | None: ...
+
+    def add(self, product: Product, remember: IdempotencyRecord | None = None) -> None:
+        """Store a new product, and `remember` in the same atomic write.
+
+        Raises KeyAlreadyUsed when `remember`'s key is taken.
+        """
+
+    def update(self, product_id: str, *, owner: str, expected_version: int,
+               changes: dict[str, Any], now: datetime) -> Product:
+        """Apply `changes` if the product exists, is `owner`'s and is at `expected_version`;
+        raises ConditionNotMet otherwise."""
+
+    def delete(self, product_id: str, *, owner: str, expected_version: int | None) -> None:
+        """Raises ConditionNotMet unless the product exists, is `owner`'s (and at the version)."""
+
+    def list(self, *, owner: str | None, limit: int, after: str | None) -> Page[Product]: ...
 
 
 @dataclass(frozen=True)
 class Created:
     status: int
-    body: dict[str, Any]
+    product: Product
     replayed: bool
 
 
@@ -39,15 +60,12 @@ class ListResult:
 
 class ProductService:
     def __init__(self, products: ProductRepository, idempotency_store: IdempotencyStore, *,
-                 clock: Clock, new_id: IdFactory, idempotency_ttl: timedelta,
-                 render: Any) -> None:
-        """`render` turns a Product into the API's JSON shape; stored replies must match live ones."""
+                 clock: Clock, new_id: IdFactory, idempotency_ttl: timedelta) -> None:
         self._products = products
         self._idempotency = idempotency_store
         self._clock = clock
         self._new_id = new_id
         self._ttl = idempotency_ttl
-        self._render = render
 
     def create(self, caller: Caller, command: CreateProduct, *, raw_body: Any,
                idempotency_key: str | None) -> Created:
@@ -57,25 +75,24 @@ class ProductService:
         """
         now = self._clock()
         product = new_product(command.model_dump(), product_id=self._new_id(), owner=caller.sub, now=now)
-        body = self._render(product)
         if idempotency_key is None:
             self._products.add(product)
-            return Created(201, body, replayed=False)
+            return Created(201, product, replayed=False)
         key = idempotency.record_key(caller.sub, _CREATE, idempotency_key)
         request_fingerprint = idempotency.fingerprint(raw_body)
         record = idempotency.IdempotencyRecord(
             key=key, fingerprint=request_fingerprint,
-            response=idempotency.StoredResponse(201, body), expires_at=now + self._ttl)
+            response=idempotency.StoredResponse(201, created_document(product)), expires_at=now + self._ttl)
         try:
             self._products.add(product, remember=record)
-            return Created(201, body, replayed=False)
+            return Created(201, product, replayed=False)
         except KeyAlreadyUsed:
             first = self._idempotency.get(key, now)
             if first is None:  # expired between the write and this read: a fresh start is correct
                 self._products.add(product, remember=record)
-                return Created(201, body, replayed=False)
+                return Created(201, product, replayed=False)
             stored = idempotency.replay(first, request_fingerprint)
-            return Created(stored.status, stored.body, replayed=True)
+            return Created(stored.status, from_created_document(stored.body), replayed=True)
 
     def get(self, product_id: str) -> Product:
         product = self._products.get(product_id) if is_id(product_id) else None
