@@ -9,45 +9,29 @@ from __future__ import annotations
 import functools
 import json
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-from chalice import Blueprint, Response
+from chalice.app import Blueprint, Response
 from chalice.app import Request
 
-from chalicelib.bootstrap import container
+from chalicelib.bootstrap import services
 from chalicelib.domain import errors
 from chalicelib.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from chalicelib.domain.idempotency import validate_key
 from chalicelib.domain.identity import Caller
+from chalicelib.entrypoints.errors import answer_for
 
 __all__ = ["error_response", "routes", "caller", "json_body", "header", "query", "limit", "if_match",
-           "idempotency_key"]
+           "idempotency_key", "LIMIT_DEFAULT", "LIMIT_MAX"]
 
 _IF_MATCH = re.compile(r'^(?:W/)?"?([1-9][0-9]{0,17})"?\Z')
-_LIMIT_MAX = 100
+LIMIT_DEFAULT, LIMIT_MAX = 20, 100  # items of a listing page, ?limit= (the OpenAPI document reads these)
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:
     """Chalice's error shape, for statuses Chalice has no exception class for."""
-    return Response(body={"Code": code, "Message": message}, status_code=status, headers=headers or {})
-
-
-_ERRORS: list[tuple[type[Exception], int, str]] = [
-    (errors.InvalidInput, 400, "BadRequestError"),
-    (errors.Unauthenticated, 401, "UnauthorizedError"),
-    (errors.Forbidden, 403, "ForbiddenError"),
-    (errors.NotFound, 404, "NotFoundError"),
-    (errors.IdempotencyConflict, 409, "ConflictError"),
-    (errors.VersionMismatch, 412, "PreconditionFailedError"),
-    (errors.PreconditionRequired, 428, "PreconditionRequiredError"),
-    (errors.DependencyUnavailable, 503, "ServiceUnavailableError"),
-]
-
-
-_EXTRA_HEADERS = {
-    401: {"WWW-Authenticate": 'Bearer realm="storefront"'},
-    503: {"Retry-After": "1"},  # what was unavailable (throttling, the JWKS) is usually back soon
-}
+    answer_headers: dict[str, str | list[str]] = dict(headers or {})
+    return Response(body={"Code": code, "Message": message}, status_code=status, headers=answer_headers)
 
 
 def _answers_errors(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -58,11 +42,10 @@ def _answers_errors(view: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return view(*args, **kwargs)
         except errors.StorefrontError as exc:
-            for kind, status, code in _ERRORS:
-                if isinstance(exc, kind):
-                    headers = _EXTRA_HEADERS.get(status)
-                    return error_response(status, code, str(exc), headers)
-            raise
+            answer = answer_for(exc)
+            if answer is None:
+                raise
+            return error_response(answer.status, answer.code, str(exc), answer.headers)
 
     return wrapper
 
@@ -72,7 +55,8 @@ def routes(blueprint: Blueprint) -> Callable[..., Callable[[Callable[..., Any]],
 
     def route(path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(view: Callable[..., Any]) -> Callable[..., Any]:
-            return blueprint.route(path, **options)(_answers_errors(view))
+            registered: Callable[..., Any] = blueprint.route(path, **options)(_answers_errors(view))
+            return registered
 
         return register
 
@@ -91,7 +75,7 @@ def caller(request: Request) -> Caller:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise errors.Unauthenticated("the Authorization header must be 'Bearer <ID token>'")
-    return container().verifier.verify(token.strip())
+    return services().verifier.verify(token.strip())
 
 
 def _number(text: str) -> float | int:
@@ -116,16 +100,18 @@ def json_body(request: Request, max_bytes: int) -> Any:
 
 
 def query(request: Request, name: str) -> str | None:
-    return (request.query_params or {}).get(name)
+    params = request.query_params
+    value: str | None = params.get(name) if params is not None else None
+    return value
 
 
 def limit(request: Request) -> int:
     value = query(request, "limit")
     if value is None:
-        return 20
+        return LIMIT_DEFAULT
     # isdigit() alone admits "²" (int() then raises: a 500) and other scripts' digits.
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= _LIMIT_MAX:
-        raise errors.InvalidInput("limit", f"must be an integer from 1 to {_LIMIT_MAX}")
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= LIMIT_MAX:
+        raise errors.InvalidInput("limit", f"must be an integer from 1 to {LIMIT_MAX}")
     return int(value)
 
 
