@@ -1,21 +1,25 @@
-"""In-memory stand-ins for the cleanup's ports, with the adapters' conditions."""
+"""In-memory stand-ins for the cleanup's ports, with the adapters' conditions. Its buckets are
+`tests.unit.fakes.InMemoryBucket`."""
 
 from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
-from chalicelib.domain.cleanup import StoredObject
 from chalicelib.domain.images import PENDING, ImageRecord
 
-__all__ = ["InMemoryCleanupImages", "InMemoryProducts", "InMemoryBucket", "InMemoryCursors",
-           "InMemoryExpiringRecords"]
+if TYPE_CHECKING:  # tests.unit.fakes imports this module to wire fake_clients
+    from tests.unit.fakes import InMemoryProductRepository
+
+__all__ = ["InMemoryCleanupImages", "InMemoryProductLookup", "InMemoryCursors", "InMemoryExpiringRecords"]
 
 
 class InMemoryCleanupImages:
-    def __init__(self) -> None:
-        self.records: dict[str, ImageRecord] = {}
+    """The images table's records (an `InMemoryImageRepository`'s, in fake_clients)."""
+
+    def __init__(self, records: dict[str, ImageRecord] | None = None) -> None:
+        self.records: dict[str, ImageRecord] = {} if records is None else records
 
     def add(self, record: ImageRecord) -> ImageRecord:
         self.records[record.id] = record
@@ -44,31 +48,14 @@ class InMemoryCleanupImages:
             self.records.pop(image_id, None)
 
 
-class InMemoryProducts:
-    def __init__(self) -> None:
-        self.ids: set[str] = set()
+class InMemoryProductLookup:
+    """Which products exist, read from the product repository, as the adapter reads the table."""
+
+    def __init__(self, products: InMemoryProductRepository) -> None:
+        self.products = products
 
     def existing(self, product_ids: Iterable[str]) -> set[str]:
-        return self.ids & set(product_ids)
-
-
-class InMemoryBucket:
-    def __init__(self) -> None:
-        self.objects: dict[str, datetime] = {}
-        self.lists = 0
-
-    def put(self, key: str, at: datetime) -> str:
-        self.objects[key] = at
-        return key
-
-    def list(self, prefix: str, start_after: str | None, limit: int) -> tuple[list[StoredObject], bool]:
-        self.lists += 1
-        keys = sorted(k for k in self.objects if k.startswith(prefix) and (start_after is None or k > start_after))
-        return [StoredObject(k, self.objects[k]) for k in keys[:limit]], len(keys) > limit
-
-    def delete(self, keys: Sequence[str]) -> None:
-        for key in keys:
-            self.objects.pop(key, None)
+        return set(self.products.items) & set(product_ids)
 
 
 class InMemoryCursors:

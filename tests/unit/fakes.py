@@ -1,27 +1,55 @@
-"""In-memory stand-ins for the service ports, honouring the same contracts as the pynamodb adapters.
+"""In-memory stand-ins for the service ports, honouring the same contracts as the adapters, and
+`fake_clients()`, which wires them into the `Clients` that `bootstrap` takes.
 
 `InMemoryProductRepository` and `InMemoryIdempotencyStore` share one record table, as the pynamodb
 pair shares the idempotency table: `add(..., remember=...)` writes both or neither.
 `InMemoryOrderRepository` reads and writes the products of an `InMemoryProductRepository`, as the
 pynamodb adapter's one transaction writes the products table and the orders table together.
+`InMemoryBucket` is any of the app's buckets, as `S3Bucket` is.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, BinaryIO
 
-from chalicelib.domain.errors import ConditionNotMet, DependencyUnavailable, KeyAlreadyUsed
+from chalicelib.adapters.tracing import NoTracer
+from chalicelib.bootstrap import Clients
+from chalicelib.config import Settings, load_settings
+from chalicelib.domain.errors import ConditionNotMet, DependencyUnavailable, KeyAlreadyUsed, Unauthenticated
+from chalicelib.domain.identity import Caller
 from chalicelib.domain.idempotency import IdempotencyRecord
 from chalicelib.domain.ids import new_id
-from chalicelib.domain.orders import CONFIRMED, QUEUED, REJECTED, Order, OrderPlaced
+from chalicelib.domain.imports import FileUnavailable
+from chalicelib.domain.orders import CONFIRMED, QUEUED, REJECTED, Order, OrderPlaced, RejectReason, WriteOutcome
 from chalicelib.domain.paging import Page
 from chalicelib.domain.products import Product
-from chalicelib.services.orders import ALREADY_APPLIED, APPLIED, STOCK_CHANGED
+from chalicelib.domain.storage import ObjectInfo, StoredObject, UploadForm
+from tests.unit.cleanup_fakes import (
+    InMemoryCleanupImages, InMemoryCursors, InMemoryExpiringRecords, InMemoryProductLookup,
+)
+from tests.unit.image_fakes import InMemoryImageRepository
+from tests.unit.import_fakes import InMemoryImportJobs, InMemoryImportTopics, InMemoryImportWriter
 
 __all__ = ["FakeClock", "SequentialIds", "InMemoryIdempotencyStore", "InMemoryProductRepository",
-           "InMemoryOrderRepository", "InMemoryOrderQueue"]
+           "InMemoryOrderRepository", "InMemoryOrderQueue", "InMemoryBucket", "InMemoryTokenVerifier",
+           "InMemoryTracer", "Unavailable", "fake_settings", "fake_clients"]
+
+_SETTINGS = {
+    "USER_POOL": "us-east-1_unit", "USER_POOL_CLIENT": "unit-client", "PRODUCTS_TABLE": "products",
+    "IDEMPOTENCY_TABLE": "idempotency", "TRACING": "off",
+}
+
+
+def fake_settings(**changes: Any) -> Settings:
+    """Settings as `load_settings` reads them from a minimal environment, with `changes` applied
+    (`import_chunk_rows=3`, `cleanup_max_items=3`, ...)."""
+    return dataclasses.replace(load_settings(_SETTINGS), **changes)
 
 
 class FakeClock:
@@ -150,26 +178,26 @@ class InMemoryOrderRepository:
         self.batch_reads += 1
         return {product_id: InMemoryOrderRepository.stock_of(self, product_id) for product_id in product_ids}
 
-    def confirm(self, placed: OrderPlaced, now: datetime) -> str:
+    def confirm(self, placed: OrderPlaced, now: datetime) -> WriteOutcome:
         self.confirm_attempts += 1
         order = self.items.get(placed.order_id)
         if order is None or order.status != QUEUED:
-            return ALREADY_APPLIED  # the order's condition is checked as the adapter reads it first
+            return WriteOutcome.ALREADY_APPLIED  # the order's condition is checked as the adapter reads it first
         product = self.products.get(placed.product_id)
         if product is None or product.stock < placed.quantity:
-            return STOCK_CHANGED
+            return WriteOutcome.STOCK_CHANGED
         # Both or neither, as one TransactWriteItems.
         self.products.items[product.id] = dataclasses.replace(
             product, stock=product.stock - placed.quantity, version=product.version + 1, updated_at=now)
         self.items[order.id] = dataclasses.replace(order, status=CONFIRMED, updated_at=now)
-        return APPLIED
+        return WriteOutcome.APPLIED
 
-    def reject(self, placed: OrderPlaced, reason: str, now: datetime) -> str:
+    def reject(self, placed: OrderPlaced, reason: RejectReason, now: datetime) -> WriteOutcome:
         order = self.items.get(placed.order_id)
         if order is None or order.status != QUEUED:
-            return ALREADY_APPLIED
+            return WriteOutcome.ALREADY_APPLIED
         self.items[order.id] = dataclasses.replace(order, status=REJECTED, reason=reason, updated_at=now)
-        return APPLIED
+        return WriteOutcome.APPLIED
 
 
 class InMemoryOrderQueue:
@@ -183,3 +211,183 @@ class InMemoryOrderQueue:
         if self.failing:
             raise DependencyUnavailable("the order could not be queued: SQS is down")
         self.sent.append((placed, trace_header))
+
+
+class Unavailable:
+    """Set as a fake's `failing` to make its calls raise as an adapter does for throttling."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def check(self) -> None:
+        raise DependencyUnavailable(f"{self.what} is throttling")
+
+
+_EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+class InMemoryBucket:
+    """One bucket, as `S3Bucket` serves it to every port (uploads, media, imports, the cleanup).
+
+    `objects` maps a key to (bytes, content type); `store` is a client's upload (not a port
+    call), `put` the app's. `reads` and `forms` record the ranged reads and the presigned POSTs;
+    `block_size` is small, so records cross block boundaries; `failing` makes every call raise.
+    """
+
+    def __init__(self, name: str = "bucket", *, clock: FakeClock | None = None, block_size: int = 7) -> None:
+        self.name = name
+        self.objects: dict[str, tuple[bytes, str | None]] = {}
+        self.modified: dict[str, datetime] = {}
+        self.forms: list[dict[str, Any]] = []
+        self.reads: list[tuple[str, int | None, int | None]] = []
+        self.puts = 0
+        self.lists = 0
+        self.block_size = block_size
+        self.failing: Unavailable | None = None
+        self._clock = clock
+
+    # -- what a test does to the bucket ------------------------------------------------------------
+
+    def store(self, key: str, data: bytes = b"", content_type: str | None = None, *,
+              at: datetime | None = None) -> str:
+        """Upload `data` under `key` as a client would (last modified `at`, or now); the key."""
+        self.objects[key] = (data, content_type)
+        self.modified[key] = at or (self._clock() if self._clock is not None else _EPOCH)
+        return key
+
+    def etag(self, key: str) -> str:
+        return '"' + hashlib.md5(self.objects[key][0]).hexdigest() + '"'
+
+    # -- the ports -------------------------------------------------------------------------------
+
+    def presigned_post(self, key: str, *, content_type: str, max_bytes: int, expires_in: int) -> UploadForm:
+        self._check()
+        self.forms.append({"key": key, "content_type": content_type, "max_bytes": max_bytes,
+                           "expires_in": expires_in})
+        return UploadForm(url=f"https://{self.name}.example/", fields={"key": key, "Content-Type": content_type})
+
+    def url(self, key: str) -> str:
+        return f"https://{self.name}.example/{key}?signed"
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        self._check()
+        if key not in self.objects:
+            return None
+        data, content_type = self.objects[key]
+        return ObjectInfo(len(data), self.etag(key), content_type)
+
+    def open(self, key: str) -> tuple[ObjectInfo, BinaryIO] | None:
+        info = self.stat(key)
+        return None if info is None else (info, io.BytesIO(self.objects[key][0]))
+
+    def read(self, key: str, etag: str, start: int | None = None, end: int | None = None) -> Iterator[bytes]:
+        self._check()
+        if key not in self.objects:
+            raise FileUnavailable("the uploaded file no longer exists")
+        if self.etag(key) != etag:
+            raise FileUnavailable("the uploaded file was replaced during the import")
+        self.reads.append((key, start, end))
+        data = self.objects[key][0]
+        body = data[start:end] if start is not None else data
+        for at in range(0, len(body), self.block_size):
+            yield body[at:at + self.block_size]
+
+    def list(self, prefix: str, start_after: str | None, limit: int) -> tuple[list[StoredObject], bool]:
+        self._check()
+        self.lists += 1
+        keys = sorted(k for k in self.objects if k.startswith(prefix) and (start_after is None or k > start_after))
+        return [StoredObject(k, self.modified[k]) for k in keys[:limit]], len(keys) > limit
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self._check()
+        self.puts += 1
+        self.store(key, data, content_type)
+
+    def delete(self, keys: Sequence[str]) -> None:
+        self._check()
+        for key in keys:
+            self.objects.pop(key, None)
+            self.modified.pop(key, None)
+
+    def _check(self) -> None:
+        if self.failing is not None:
+            self.failing.check()
+
+
+class InMemoryTokenVerifier:
+    """Knows the tokens in `tokens`; any other is not a token of the pool."""
+
+    def __init__(self, tokens: dict[str, Caller] | None = None) -> None:
+        self.tokens = dict(tokens or {})
+
+    def verify(self, token: str) -> Caller:
+        if token not in self.tokens:
+            raise Unauthenticated("not a token of this pool")
+        return self.tokens[token]
+
+
+class InMemoryTracer(NoTracer):
+    """Keeps the annotations and the names of the subsegments opened, in order; `header` is what
+    it hands on to the next hop (None: not traced)."""
+
+    def __init__(self, header: str | None = None) -> None:
+        self.header = header
+        self.annotations: dict[str, Any] = {}
+        self.subsegments: list[str] = []
+
+    def annotate(self, **values: Any) -> None:
+        self.annotations.update({k: v for k, v in values.items() if v is not None})
+
+    @contextmanager
+    def subsegment(self, name: str) -> Iterator[Any]:
+        self.subsegments.append(name)
+        with super().subsegment(name) as span:
+            yield span
+
+    def propagation_header(self) -> str | None:
+        return self.header
+
+
+def fake_clients(*, clock: FakeClock | None = None, **overrides: Any) -> Clients:
+    """Every port of `Clients` served by an in-memory fake, for `bootstrap(..., clients=...)`.
+
+    Fakes that stand for one table or bucket share it, as the adapters do (the products the
+    orders, images, import writer and cleanup see are the product repository's). `overrides`
+    replace fakes by name (`orders=RacingOrders(...)`); the fakes built over the one replaced
+    use the replacement. `clock` is the one the fakes compare expiry with (the service's).
+    """
+    clock = clock or FakeClock()
+
+    def given(name: str, default: Any) -> Any:
+        return overrides.pop(name) if name in overrides else default()
+
+    idempotency = given("idempotency", InMemoryIdempotencyStore)
+    products = given("products", lambda: InMemoryProductRepository(idempotency, clock))
+    images = given("images", lambda: InMemoryImageRepository(products))
+    import_jobs = given("import_jobs", InMemoryImportJobs)
+
+    def processor() -> Any:
+        from chalicelib.adapters.pillow_images import PillowImageProcessor  # local; Pillow loads on use
+
+        return PillowImageProcessor()
+
+    return Clients(
+        verifier=given("verifier", InMemoryTokenVerifier),
+        products=products,
+        idempotency=idempotency,
+        orders=given("orders", lambda: InMemoryOrderRepository(products, idempotency, clock)),
+        order_queue=given("order_queue", InMemoryOrderQueue),
+        images=images,
+        uploads=given("uploads", lambda: InMemoryBucket("uploads", clock=clock)),
+        media=given("media", lambda: InMemoryBucket("media", clock=clock)),
+        image_processor=given("image_processor", processor),
+        import_jobs=import_jobs,
+        import_files=given("import_files", lambda: InMemoryBucket("imports", clock=clock)),
+        import_writer=given("import_writer", lambda: InMemoryImportWriter(import_jobs, products.items)),
+        import_topics=given("import_topics", InMemoryImportTopics),
+        cleanup_images=given("cleanup_images", lambda: InMemoryCleanupImages(images.records)),
+        product_lookup=given("product_lookup", lambda: InMemoryProductLookup(products)),
+        cursors=given("cursors", InMemoryCursors),
+        expiring_records=given("expiring_records", InMemoryExpiringRecords),
+        **overrides,  # an unknown name is a TypeError of Clients
+    )

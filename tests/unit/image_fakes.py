@@ -1,32 +1,23 @@
-"""In-memory stand-ins for the image ports, keeping the pynamodb and S3 adapters' contracts.
+"""In-memory stand-in for the image repository, keeping the pynamodb adapter's contract.
 
 `InMemoryImageRepository` writes the record and its product's copy together, under the same
-conditions as the adapter's transactions, into an `InMemoryProductRepository`'s items.
+conditions as the adapter's transactions, into an `InMemoryProductRepository`'s items. The
+buckets are `tests.unit.fakes.InMemoryBucket`, as every bucket is one `S3Bucket`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
 from datetime import datetime
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from chalicelib.domain.errors import ConditionNotMet, DependencyUnavailable
+from chalicelib.domain.errors import ConditionNotMet
 from chalicelib.domain.images import PENDING, ImageRecord
-from chalicelib.services.image_ports import StoredUpload, UploadForm
-from tests.unit.fakes import InMemoryProductRepository
 
-__all__ = ["InMemoryImageRepository", "InMemoryUploadBucket", "InMemoryMediaBucket", "Unavailable"]
+if TYPE_CHECKING:  # tests.unit.fakes imports this module to wire fake_clients
+    from tests.unit.fakes import InMemoryProductRepository, Unavailable
 
-
-class Unavailable:
-    """Set as a fake's `failing` to make its calls raise as an adapter does for throttling."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def check(self) -> None:
-        raise DependencyUnavailable(f"{self.what} is throttling")
+__all__ = ["InMemoryImageRepository"]
 
 
 class InMemoryImageRepository:
@@ -71,43 +62,3 @@ class InMemoryImageRepository:
         if current is None or current.status != PENDING:
             raise ConditionNotMet(record.id)
         self.records[record.id] = record
-
-
-class InMemoryUploadBucket:
-    def __init__(self) -> None:
-        self.objects: dict[str, tuple[bytes, str | None]] = {}
-        self.forms: list[dict[str, Any]] = []
-
-    def presigned_post(self, key: str, *, content_type: str, max_bytes: int, expires_in: int) -> UploadForm:
-        self.forms.append({"key": key, "content_type": content_type, "max_bytes": max_bytes,
-                           "expires_in": expires_in})
-        return UploadForm(url="https://uploads.example/", fields={"key": key, "Content-Type": content_type})
-
-    def put(self, key: str, data: bytes, content_type: str | None) -> None:
-        self.objects[key] = (data, content_type)
-
-    def open(self, key: str) -> tuple[StoredUpload, Any] | None:
-        if key not in self.objects:
-            return None
-        data, content_type = self.objects[key]
-        return StoredUpload(len(data), content_type), io.BytesIO(data)
-
-
-class InMemoryMediaBucket:
-    def __init__(self) -> None:
-        self.objects: dict[str, tuple[bytes, str]] = {}
-        self.puts = 0
-        self.failing: Unavailable | None = None
-
-    def put(self, key: str, data: bytes, content_type: str) -> None:
-        if self.failing is not None:
-            self.failing.check()
-        self.puts += 1
-        self.objects[key] = (data, content_type)
-
-    def delete(self, keys: Sequence[str]) -> None:
-        for key in keys:
-            self.objects.pop(key, None)
-
-    def url(self, key: str) -> str:
-        return f"https://media.example/{key}?signed"

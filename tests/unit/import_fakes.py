@@ -1,20 +1,18 @@
 """In-memory stand-ins for the import ports, keeping the adapters' contracts: conditional job
-transitions, a done-chunk set counted once, ranged reads by ETag, puts that overwrite by id."""
+transitions, a done-chunk set counted once, puts that overwrite by id. The imports bucket (ranged
+reads by ETag) is `tests.unit.fakes.InMemoryBucket`."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from datetime import datetime
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from chalicelib.domain.errors import ConditionNotMet, DependencyUnavailable
-from chalicelib.domain.imports import (
-    FAILED, PENDING, RUNNING, Chunk, FileUnavailable, ImportJob, RowError,
-)
+from chalicelib.domain.imports import FAILED, PENDING, RUNNING, Chunk, ImportJob, RowError
 from chalicelib.domain.products import Product
 
-__all__ = ["InMemoryImportJobs", "InMemoryImportFiles", "InMemoryImportWriter", "RecordingTopics"]
+__all__ = ["InMemoryImportJobs", "InMemoryImportWriter", "InMemoryImportTopics"]
 
 
 class InMemoryImportJobs:
@@ -108,52 +106,16 @@ class InMemoryImportJobs:
         return len(errors) + (1 if self.jobs.pop(job_id, None) else 0)
 
 
-class InMemoryImportFiles:
-    def __init__(self, block_size: int = 7) -> None:
-        self.objects: dict[str, bytes] = {}
-        self.reads: list[tuple[str, int | None, int | None]] = []
-        self.block_size = block_size  # small, so records cross block boundaries
-        self.presigned: list[tuple[str, int]] = []
-
-    def put(self, key: str, body: bytes) -> str:
-        self.objects[key] = body
-        return self.etag(key)
-
-    def etag(self, key: str) -> str:
-        return '"' + hashlib.md5(self.objects[key]).hexdigest() + '"'
-
-    def presign_upload(self, key: str, *, max_bytes: int, expires_in: int) -> dict[str, Any]:
-        self.presigned.append((key, max_bytes))
-        return {"url": "https://imports.example/", "fields": {"key": key}}
-
-    def stat(self, key: str) -> Any:
-        if key not in self.objects:
-            return None
-        return type("Info", (), {"size": len(self.objects[key]), "etag": self.etag(key)})()
-
-    def read(self, key: str, etag: str, start: int | None = None, end: int | None = None) -> Iterator[bytes]:
-        if key not in self.objects:
-            raise FileUnavailable("the uploaded file no longer exists")
-        if self.etag(key) != etag:
-            raise FileUnavailable("the uploaded file was replaced during the import")
-        self.reads.append((key, start, end))
-        body = self.objects[key][start:end] if start is not None else self.objects[key]
-        for at in range(0, len(body), self.block_size):
-            yield body[at:at + self.block_size]
-
-    def delete(self, key: str) -> None:
-        self.objects.pop(key, None)
-
-
 class InMemoryImportWriter:
     """Products by id (a put overwrites, as BatchWriteItem does) and error items per job.
 
+    `products` is the products table's items (an `InMemoryProductRepository`'s, in fake_clients).
     `fail_after_batches` makes the n+1-th batch of 25 raise, after the first n landed: a worker
     dying mid-chunk.
     """
 
-    def __init__(self, jobs: InMemoryImportJobs) -> None:
-        self.products: dict[str, Product] = {}
+    def __init__(self, jobs: InMemoryImportJobs, products: dict[str, Product] | None = None) -> None:
+        self.products: dict[str, Product] = {} if products is None else products
         self.puts: list[str] = []
         self.jobs = jobs
         self.fail_after_batches: int | None = None
@@ -180,7 +142,9 @@ class InMemoryImportWriter:
         return calls
 
 
-class RecordingTopics:
+class InMemoryImportTopics:
+    """What was published, in order."""
+
     def __init__(self) -> None:
         self.chunks: list[Chunk] = []
         self.trace_headers: list[str | None] = []

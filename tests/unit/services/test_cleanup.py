@@ -1,4 +1,5 @@
-"""CleanupService with in-memory ports and the time passed in: what goes, what stays, the limits."""
+"""CleanupService, bootstrapped over in-memory fakes, with the time passed in: what goes, what
+stays, the limits."""
 
 from __future__ import annotations
 
@@ -6,15 +7,16 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from chalicelib.domain.cleanup import STALE_IMAGE_ERROR, Limits
+from typing import Any
+
+from chalicelib.adapters.tracing import NoTracer
+from chalicelib.bootstrap import bootstrap
+from chalicelib.domain.cleanup import STALE_IMAGE_ERROR
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.images import FAILED, PENDING, READY, ImageRecord
 from chalicelib.domain.imports import ImportJob, upload_key
-from chalicelib.services.cleanup import CleanupService
-from tests.unit.cleanup_fakes import (
-    InMemoryBucket, InMemoryCleanupImages, InMemoryCursors, InMemoryExpiringRecords, InMemoryProducts,
-)
-from tests.unit.import_fakes import InMemoryImportFiles, InMemoryImportJobs
+from chalicelib.domain.products import new_product
+from tests.unit.fakes import FakeClock, fake_clients, fake_settings
 
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
 OWNER = "owner-sub"
@@ -27,27 +29,27 @@ def ulid() -> str:
 
 
 class World:
-    def __init__(self, limits: Limits = Limits(reserve_ms=0)) -> None:
-        self.images = InMemoryCleanupImages()
-        self.products = InMemoryProducts()
-        self.uploads = InMemoryBucket()
-        self.media = InMemoryBucket()
-        self.cursors = InMemoryCursors()
-        self.idempotency = InMemoryExpiringRecords()
-        self.jobs = InMemoryImportJobs()
-        self.import_files = InMemoryImportFiles()
-        self.service = CleanupService(
-            images=self.images, products=self.products, uploads=self.uploads, media=self.media,
-            cursors=self.cursors, idempotency=self.idempotency, jobs=self.jobs,
-            import_files=self.import_files, limits=limits)
+    def __init__(self, **settings: Any) -> None:
+        """`settings`: changes to the defaults (`cleanup_max_items=3`, ...)."""
+        clock = FakeClock(NOW)
+        clients = fake_clients(clock=clock)
+        self.products, self.images = clients.products, clients.cleanup_images
+        self.uploads, self.media, self.import_files = clients.uploads, clients.media, clients.import_files
+        self.cursors, self.idempotency, self.jobs = clients.cursors, clients.expiring_records, clients.import_jobs
+        self.service = bootstrap(fake_settings(**settings), clients=clients, clock=clock,
+                                 tracer=NoTracer()).cleanup
 
     def run(self, now: datetime = NOW, remaining_ms: int = 300_000):
         return self.service.run(now, lambda: remaining_ms)
 
     def product(self) -> str:
-        product_id = ulid()
-        self.products.ids.add(product_id)
-        return product_id
+        product = new_product({"name": "Mug", "description": "", "price_cents": 1, "currency": "EUR", "stock": 1},
+                              product_id=ulid(), owner=OWNER, now=NOW)
+        self.products.add(product)
+        return product.id
+
+    def delete_product(self, product_id: str) -> None:
+        del self.products.items[product_id]
 
     def image(self, product_id: str, *, age: timedelta, status: str = PENDING, uploaded: bool = True,
               renditions: int = 0) -> ImageRecord:
@@ -58,9 +60,9 @@ class World:
             id=image_id, product_id=product_id, owner=OWNER, content_type="image/png", size_bytes=10,
             created_at=NOW - age, status=status, renditions=keys))
         if uploaded:
-            self.uploads.put(record.upload_key, NOW - age)
+            self.uploads.store(record.upload_key, at=NOW - age)
         for key in keys.values():
-            self.media.put(key, NOW - age)
+            self.media.store(key, at=NOW - age)
         return record
 
 
@@ -87,7 +89,7 @@ def test_an_image_pending_for_over_24_hours_fails_and_its_upload_goes(world):
 def test_a_stale_pending_image_of_a_deleted_product_is_deleted(world):
     product_id = world.product()
     stale = world.image(product_id, age=timedelta(days=3))
-    world.products.ids.discard(product_id)
+    world.delete_product(product_id)
 
     report = world.run()
 
@@ -97,9 +99,9 @@ def test_a_stale_pending_image_of_a_deleted_product_is_deleted(world):
 
 def test_an_upload_no_record_points_to_goes_once_an_hour_old(world):
     product_id = world.product()
-    old = world.uploads.put(f"uploads/{OWNER}/{product_id}/{ulid()}", NOW - timedelta(minutes=61))
-    in_flight = world.uploads.put(f"uploads/{OWNER}/{product_id}/{ulid()}", NOW - timedelta(minutes=59))
-    junk = world.uploads.put("uploads/not-a-key", NOW - timedelta(days=2))
+    old = world.uploads.store(f"uploads/{OWNER}/{product_id}/{ulid()}", at=NOW - timedelta(minutes=61))
+    in_flight = world.uploads.store(f"uploads/{OWNER}/{product_id}/{ulid()}", at=NOW - timedelta(minutes=59))
+    junk = world.uploads.store("uploads/not-a-key", at=NOW - timedelta(days=2))
 
     report = world.run()
 
@@ -124,10 +126,11 @@ def test_objects_of_live_images_stay(world):
 def test_renditions_no_record_lists_go_but_those_of_a_pending_image_stay(world):
     product_id = world.product()
     failed = world.image(product_id, age=timedelta(hours=5), status=FAILED)
-    leftover = world.media.put(f"products/{product_id}/images/{failed.id}/200x200.webp", NOW - timedelta(hours=5))
+    leftover = world.media.store(f"products/{product_id}/images/{failed.id}/200x200.webp", at=NOW - timedelta(hours=5))
     pending = world.image(product_id, age=timedelta(hours=5))
-    in_progress = world.media.put(f"products/{product_id}/images/{pending.id}/200x200.webp", NOW - timedelta(hours=5))
-    unknown = world.media.put(f"products/{product_id}/images/{ulid()}/800x600.jpeg", NOW - timedelta(hours=5))
+    in_progress = world.media.store(f"products/{product_id}/images/{pending.id}/200x200.webp",
+                                    at=NOW - timedelta(hours=5))
+    unknown = world.media.store(f"products/{product_id}/images/{ulid()}/800x600.jpeg", at=NOW - timedelta(hours=5))
 
     world.run()
 
@@ -140,7 +143,7 @@ def test_the_images_of_a_deleted_product_go_with_their_objects(world):
     ready = world.image(product_id, age=timedelta(days=2), status=READY, renditions=3)
     failed = world.image(product_id, age=timedelta(days=2), status=FAILED, uploaded=False)
     kept = world.image(world.product(), age=timedelta(days=2), status=READY, renditions=1)
-    world.products.ids.discard(product_id)
+    world.delete_product(product_id)
 
     report = world.run()
 
@@ -177,7 +180,7 @@ def test_import_jobs_past_retention_go_with_their_file(world):
     def job(created: datetime) -> str:
         job_id = ulid()
         world.jobs.add(ImportJob(job_id, OWNER, "completed", created, created), expires_at=created + timedelta(days=7))
-        world.import_files.put(upload_key(OWNER, job_id), b"name,description,price_cents,currency,stock\n")
+        world.import_files.store(upload_key(OWNER, job_id), b"name,description,price_cents,currency,stock\n")
         return job_id
 
     old, young = job(NOW - timedelta(days=8)), job(NOW - timedelta(days=6))
@@ -193,9 +196,10 @@ def test_import_jobs_past_retention_go_with_their_file(world):
 
 
 def test_a_run_stops_at_its_work_cap_and_the_next_goes_on_from_there():
-    world = World(Limits(max_items=3, reserve_ms=0))
+    world = World(cleanup_max_items=3)
     product_id = world.product()
-    orphans = [world.uploads.put(f"uploads/{OWNER}/{product_id}/{ulid()}", NOW - timedelta(days=1)) for _ in range(7)]
+    orphans = [world.uploads.store(f"uploads/{OWNER}/{product_id}/{ulid()}", at=NOW - timedelta(days=1))
+               for _ in range(7)]
 
     first = world.run()
 
@@ -210,7 +214,7 @@ def test_a_run_stops_at_its_work_cap_and_the_next_goes_on_from_there():
 
 
 def test_a_run_lists_at_most_its_listing_cap():
-    world = World(Limits(max_listed=4, reserve_ms=0))
+    world = World(cleanup_max_listed=4)
     product_id = world.product()
     for _ in range(6):
         world.image(product_id, age=timedelta(days=1), status=FAILED)
@@ -245,7 +249,7 @@ def test_a_second_run_finds_nothing_left_to_do(world):
     product_id = world.product()
     world.image(product_id, age=timedelta(days=2))
     world.image(product_id, age=timedelta(days=2), status=READY, renditions=2)
-    world.uploads.put(f"uploads/{OWNER}/{product_id}/{ulid()}", NOW - timedelta(days=1))
+    world.uploads.store(f"uploads/{OWNER}/{product_id}/{ulid()}", at=NOW - timedelta(days=1))
     world.idempotency.expires["old"] = NOW - timedelta(days=1)
     world.run()
 

@@ -1,56 +1,36 @@
-"""ImageService with in-memory ports and the real Pillow processor: uploads requested, then processed."""
+"""ImageService, bootstrapped over in-memory fakes and the real Pillow processor: uploads
+requested, then processed."""
 
 from __future__ import annotations
 
 import dataclasses
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from chalicelib.adapters.pillow_images import PillowImageProcessor
+from chalicelib.bootstrap import bootstrap
 from chalicelib.domain.errors import DependencyUnavailable, Forbidden, NotFound
 from chalicelib.domain.identity import Caller
 from chalicelib.domain.images import FAILED, MAX_IMAGES_PER_PRODUCT, PENDING, READY, TooManyImages, upload_key
 from chalicelib.domain.products import new_product
-from chalicelib.services.images import PRODUCT_GONE, ImageService
+from chalicelib.services.images import PRODUCT_GONE
 from tests.support.image_corpus import corpus, jpeg
-from tests.unit.fakes import FakeClock, InMemoryIdempotencyStore, InMemoryProductRepository, SequentialIds
-from tests.unit.image_fakes import (
-    InMemoryImageRepository, InMemoryMediaBucket, InMemoryUploadBucket, Unavailable,
-)
+from tests.unit.fakes import FakeClock, InMemoryTracer, SequentialIds, Unavailable, fake_clients, fake_settings
 
 ALICE = Caller(sub="alice-sub", username="alice")
 BOB = Caller(sub="bob-sub", username="bob")
-
-
-class RecordingTracer:
-    """Keeps the annotations and the names of the subsegments opened, in order."""
-
-    def __init__(self) -> None:
-        self.annotations: dict[str, Any] = {}
-        self.subsegments: list[str] = []
-
-    def annotate(self, **values: Any) -> None:
-        self.annotations.update({k: v for k, v in values.items() if v is not None})
-
-    @contextmanager
-    def subsegment(self, name: str) -> Iterator[None]:
-        self.subsegments.append(name)
-        yield
 
 
 class World:
     def __init__(self) -> None:
         self.clock = FakeClock()
         self.ids = SequentialIds()
-        self.products = InMemoryProductRepository(InMemoryIdempotencyStore(), self.clock)
-        self.images = InMemoryImageRepository(self.products)
-        self.uploads = InMemoryUploadBucket()
-        self.media = InMemoryMediaBucket()
-        self.tracer = RecordingTracer()
-        self.service = ImageService(self.images, self.products, self.uploads, self.media, PillowImageProcessor(),
-                                    tracer=self.tracer, clock=self.clock, new_id=self.ids)
+        clients = fake_clients(clock=self.clock)
+        self.products, self.images = clients.products, clients.images
+        self.uploads, self.media = clients.uploads, clients.media
+        self.tracer = InMemoryTracer()
+        self.service = bootstrap(fake_settings(), clients=clients, clock=self.clock, ids=self.ids,
+                                 tracer=self.tracer).images
         self.product_id = self.product(ALICE)
 
     def product(self, owner: Caller) -> str:
@@ -69,7 +49,7 @@ class World:
         """Request an upload and store the file as S3 would; returns the key."""
         ticket = self.request(content_type, declared or max(1, len(data)))
         key = upload_key(ALICE.sub, self.product_id, ticket.image_id)
-        self.uploads.put(key, data, content_type)
+        self.uploads.store(key, data, content_type)
         return key
 
     def shown(self, image_id: str) -> Any:
@@ -205,7 +185,7 @@ def test_an_upload_under_a_key_without_a_record_is_ignored(world, key):
 def test_an_upload_whose_key_names_another_owner_is_ignored(world):
     key = world.upload(jpeg((64, 64)))
     forged = key.replace(ALICE.sub, BOB.sub)
-    world.uploads.put(forged, jpeg((64, 64)), "image/jpeg")
+    world.uploads.store(forged, jpeg((64, 64)), "image/jpeg")
 
     assert world.service.process_upload(forged).outcome == "ignored"
     assert world.shown(key.rsplit("/", 1)[1]).status == PENDING

@@ -1,4 +1,5 @@
-"""ImportService with in-memory ports: jobs, the dispatcher's fan-out, the workers, the fan-in."""
+"""ImportService, bootstrapped over in-memory fakes: jobs, the dispatcher's fan-out, the workers,
+the fan-in."""
 
 from __future__ import annotations
 
@@ -6,14 +7,11 @@ from datetime import timedelta
 
 import pytest
 
+from chalicelib.bootstrap import bootstrap
 from chalicelib.domain.errors import DependencyUnavailable, Forbidden, NotFound
 from chalicelib.domain.identity import Caller
 from chalicelib.domain.imports import MAX_FILE_BYTES, product_id_for, upload_key
-from chalicelib.services.imports import ImportService
-from tests.unit.fakes import FakeClock, SequentialIds
-from tests.unit.import_fakes import (
-    InMemoryImportFiles, InMemoryImportJobs, InMemoryImportWriter, RecordingTopics,
-)
+from tests.unit.fakes import FakeClock, InMemoryTracer, SequentialIds, fake_clients, fake_settings
 
 ALICE = Caller(sub="alice-sub", username="alice")
 BOB = Caller(sub="bob-sub", username="bob")
@@ -31,18 +29,17 @@ def good(n: int, start: int = 0) -> list[str]:
 class World:
     def __init__(self, chunk_rows: int = 3) -> None:
         self.clock = FakeClock()
-        self.jobs = InMemoryImportJobs()
-        self.files = InMemoryImportFiles()
-        self.writer = InMemoryImportWriter(self.jobs)
-        self.topics = RecordingTopics()
-        self.service = ImportService(self.jobs, self.files, self.writer, self.topics, clock=self.clock,
-                                     new_id=SequentialIds(), retention=timedelta(days=7),
-                                     chunk_rows=chunk_rows, trace_header=lambda: "Root=1-abc;Parent=def;Sampled=1")
+        clients = fake_clients(clock=self.clock)
+        self.jobs, self.files = clients.import_jobs, clients.import_files
+        self.writer, self.topics = clients.import_writer, clients.import_topics
+        settings = fake_settings(import_retention_days=7, import_chunk_rows=chunk_rows)
+        self.service = bootstrap(settings, clients=clients, clock=self.clock, ids=SequentialIds(),
+                                 tracer=InMemoryTracer(header="Root=1-abc;Parent=def;Sampled=1")).imports
 
     def upload(self, body: bytes, caller: Caller = ALICE) -> str:
         """A job with `body` uploaded and dispatched; its id."""
         job = self.service.create(caller).job
-        self.files.put(job.key, body)
+        self.files.store(job.key, body)
         self.service.dispatch(job.key)
         return job.job_id
 
@@ -67,8 +64,8 @@ def test_a_new_import_is_a_pending_job_with_a_presigned_upload_for_its_own_key(w
     created = world.service.create(ALICE)
 
     assert created.job.status == "pending" and created.job.owner == ALICE.sub
-    assert created.upload["fields"]["key"] == upload_key(ALICE.sub, created.job.job_id)
-    assert world.files.presigned == [(created.job.key, MAX_FILE_BYTES)]
+    assert created.upload.fields["key"] == upload_key(ALICE.sub, created.job.job_id)
+    assert [(form["key"], form["max_bytes"]) for form in world.files.forms] == [(created.job.key, MAX_FILE_BYTES)]
     assert world.jobs.get(created.job.job_id).expires_at == world.clock.now + timedelta(days=7)
 
 
@@ -108,7 +105,8 @@ def test_a_second_notification_for_the_same_job_dispatches_nothing(world):
 
 def test_a_dispatch_that_died_before_publishing_everything_publishes_again(world):
     job = world.service.create(ALICE).job
-    etag = world.files.put(job.key, csv(*good(4)))
+    world.files.store(job.key, csv(*good(4)))
+    etag = world.files.etag(job.key)
     world.jobs.start(job.job_id, etag=etag, rows_total=4, chunks_total=2, now=world.clock.now)  # then died
 
     world.service.dispatch(job.key)
@@ -136,7 +134,7 @@ def test_an_empty_file_fails_the_job(world):
 
 def test_a_file_over_50_mib_fails_without_being_read(world):
     job = world.service.create(ALICE).job
-    world.files.put(job.key, HEADER + b"x" * MAX_FILE_BYTES)
+    world.files.store(job.key, HEADER + b"x" * MAX_FILE_BYTES)
 
     world.service.dispatch(job.key)
 
@@ -294,7 +292,7 @@ def test_only_the_first_100_errors_are_kept_in_row_order_but_all_are_counted():
 
 def test_a_file_replaced_during_the_import_fails_the_job(world):
     job_id = world.upload(csv(*good(6)))
-    world.files.put(world.jobs.get(job_id).key, csv(*good(2)))
+    world.files.store(world.jobs.get(job_id).key, csv(*good(2)))
 
     assert world.service.import_chunk(world.topics.chunks[0]).outcome == "failed"
 
@@ -344,7 +342,7 @@ def test_a_dead_letter_for_a_chunk_another_delivery_imported_changes_nothing(wor
 
 def test_an_upload_in_the_dead_letter_queue_fails_its_pending_job_instead_of_leaving_it_pending(world):
     job = world.service.create(ALICE).job
-    world.files.put(job.key, csv(*good(4)))
+    world.files.store(job.key, csv(*good(4)))
 
     assert world.service.abandon_upload(job.key).startswith("failed: the uploaded file could not be read")
 

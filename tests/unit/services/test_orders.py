@@ -1,4 +1,5 @@
-"""OrderService and OrderConsumer with in-memory ports: placing, reading, and applying orders."""
+"""OrderService and OrderConsumer, bootstrapped over in-memory fakes: placing, reading, and
+applying orders."""
 
 from __future__ import annotations
 
@@ -9,22 +10,24 @@ from typing import Any
 
 import pytest
 
+from chalicelib.bootstrap import Services, bootstrap
 from chalicelib.domain.commands import PlaceOrder, parse_command
 from chalicelib.domain.errors import DependencyUnavailable, Forbidden, IdempotencyConflict, NotFound
 from chalicelib.domain.identity import Caller
 from chalicelib.domain.orders import (
-    CONFIRMED, OUT_OF_STOCK, PRODUCT_NOT_FOUND, QUEUED, REJECTED, OrderPlaced,
+    CONFIRMED, OUT_OF_STOCK, PRODUCT_NOT_FOUND, QUEUED, REJECTED, OrderPlaced, WriteOutcome,
 )
 from chalicelib.domain.products import Product
-from chalicelib.services.orders import ALREADY_APPLIED, OrderConsumer, OrderService
 from tests.unit.fakes import (
     FakeClock, InMemoryIdempotencyStore, InMemoryOrderQueue, InMemoryOrderRepository,
-    InMemoryProductRepository, SequentialIds,
+    InMemoryProductRepository, InMemoryTracer, SequentialIds, fake_clients, fake_settings,
 )
 
 ALICE = Caller(sub="alice-sub", username="alice")
 BOB = Caller(sub="bob-sub", username="bob")
-TTL = timedelta(hours=48)
+SETTINGS = fake_settings(idempotency_ttl_hours=48)
+TTL = timedelta(hours=SETTINGS.idempotency_ttl_hours)
+ALREADY_APPLIED = WriteOutcome.ALREADY_APPLIED
 TRACE_HEADER = "Root=1-6b045119-d652ce8931010b71dce080f7;Parent=53995c3f42cd8ad8;Sampled=1"
 
 
@@ -44,7 +47,7 @@ class RacingOrders(InMemoryOrderRepository):
         self.reads.append(super().stock_of(product_id))
         return self.reads[-1]
 
-    def confirm(self, placed: OrderPlaced, now: Any) -> str:
+    def confirm(self, placed: OrderPlaced, now: Any) -> WriteOutcome:
         if self.before_write:
             self.before_write.pop(0)()
         return super().confirm(placed, now)
@@ -60,9 +63,16 @@ class World:
         self.products = InMemoryProductRepository(self.records, self.clock)
         self.orders = RacingOrders(self.products, self.records, self.clock)
         self.queue = queue or InMemoryOrderQueue()
-        self.service = OrderService(self.orders, self.queue, self.records, clock=self.clock, new_id=self.ids,
-                                    idempotency_ttl=TTL, trace_header=lambda: TRACE_HEADER)
-        self.consumer = OrderConsumer(self.orders, clock=self.clock)
+        services = self.wired(self.orders)
+        self.service = services.orders
+        self.consumer = services.order_consumer
+
+    def wired(self, orders: InMemoryOrderRepository) -> Services:
+        """The services over `orders` and this world's other fakes, traced under TRACE_HEADER."""
+        clients = fake_clients(clock=self.clock, idempotency=self.records, products=self.products, orders=orders,
+                               order_queue=self.queue)
+        return bootstrap(SETTINGS, clients=clients, clock=self.clock, ids=self.ids,
+                         tracer=InMemoryTracer(header=TRACE_HEADER))
 
     def product(self, stock: int) -> str:
         product_id = self.ids()
@@ -429,7 +439,7 @@ def test_when_the_product_is_deleted_between_read_and_write_the_order_is_rejecte
 
 
 class ThrottledOrders(InMemoryOrderRepository):
-    def confirm(self, placed: OrderPlaced, now: Any) -> str:
+    def confirm(self, placed: OrderPlaced, now: Any) -> WriteOutcome:
         raise DependencyUnavailable("DynamoDB: ProvisionedThroughputExceededException")
 
 
@@ -441,7 +451,7 @@ def test_a_throttled_write_propagates_so_the_record_is_retried_and_nothing_chang
     placed, _ = world.queue.sent[0]
 
     with pytest.raises(DependencyUnavailable):
-        OrderConsumer(throttled, clock=world.clock).apply(placed)
+        world.wired(throttled).order_consumer.apply(placed)
 
     assert world.status(order_id) == (QUEUED, None) and world.stock(product_id) == 3
     assert world.deliver_all() == [CONFIRMED]  # the retry

@@ -1,4 +1,5 @@
-"""ProductService with in-memory ports: creation and idempotency, reading, listing, changing, deleting."""
+"""ProductService, bootstrapped over in-memory fakes: creation and idempotency, reading, listing,
+changing, deleting."""
 
 from __future__ import annotations
 
@@ -7,32 +8,41 @@ from typing import Any
 
 import pytest
 
+from chalicelib.adapters.tracing import NoTracer
+from chalicelib.bootstrap import bootstrap
+from chalicelib.domain.commands import CreateProduct, UpdateProduct, parse_command
 from chalicelib.domain.errors import (
     ConditionNotMet, Forbidden, IdempotencyConflict, InvalidInput, NotFound, VersionMismatch,
 )
 from chalicelib.domain.identity import Caller
 from chalicelib.domain.paging import encode_cursor
-from chalicelib.domain.commands import CreateProduct, UpdateProduct, parse_command
-from chalicelib.entrypoints.representations import product_json
+from chalicelib.domain.products import iso
 from chalicelib.services.products import ProductService
-from tests.unit.fakes import FakeClock, InMemoryIdempotencyStore, InMemoryProductRepository, SequentialIds
+from tests.unit.fakes import (
+    FakeClock, InMemoryIdempotencyStore, InMemoryProductRepository, SequentialIds, fake_clients, fake_settings,
+)
 
 ALICE = Caller(sub="alice-sub", username="alice")
 BOB = Caller(sub="bob-sub", username="bob")
 BODY: dict[str, Any] = {"name": "Mug", "price_cents": 1200, "currency": "EUR", "stock": 5}
-TTL = timedelta(hours=48)
+SETTINGS = fake_settings(idempotency_ttl_hours=48)
+TTL = timedelta(hours=SETTINGS.idempotency_ttl_hours)
 
 
 class World:
-    """The service wired to fakes, with the fakes in reach."""
+    """The service as bootstrap wires it over fakes, with the fakes in reach."""
 
     def __init__(self) -> None:
         self.clock = FakeClock()
         self.ids = SequentialIds()
         self.records = InMemoryIdempotencyStore()
         self.repository = InMemoryProductRepository(self.records, self.clock)
-        self.service = ProductService(self.repository, self.records, clock=self.clock, new_id=self.ids,
-                                      idempotency_ttl=TTL, render=product_json)
+        self.service = self.wired(self.repository)
+
+    def wired(self, repository: InMemoryProductRepository) -> ProductService:
+        """The product service over `repository` (and this world's records, clock and ids)."""
+        clients = fake_clients(clock=self.clock, idempotency=self.records, products=repository)
+        return bootstrap(SETTINGS, clients=clients, clock=self.clock, ids=self.ids, tracer=NoTracer()).products
 
     def create(self, caller: Caller = ALICE, body: dict[str, Any] | None = None,
                key: str | None = None) -> Any:
@@ -56,10 +66,10 @@ def test_a_created_product_is_owned_by_the_caller_at_version_1(world):
     created = world.create()
 
     assert created.status == 201 and not created.replayed
-    assert created.body["owner"] == ALICE.sub
-    assert created.body["version"] == 1
-    assert created.body["created_at"] == created.body["updated_at"] == "2026-11-23T12:00:00.000Z"
-    assert world.repository.get(created.body["id"]).name == "Mug"
+    assert created.product.owner == ALICE.sub
+    assert created.product.version == 1
+    assert iso(created.product.created_at) == iso(created.product.updated_at) == "2026-11-23T12:00:00.000Z"
+    assert world.repository.get(created.product.id).name == "Mug"
 
 
 def test_a_replay_with_the_same_key_and_body_returns_the_first_response_and_creates_nothing(world):
@@ -69,8 +79,8 @@ def test_a_replay_with_the_same_key_and_body_returns_the_first_response_and_crea
     again = world.create(key="k1")
 
     assert again.replayed and again.status == 201
-    assert again.body == first.body
-    assert list(world.repository.items) == [first.body["id"]]
+    assert again.product == first.product
+    assert list(world.repository.items) == [first.product.id]
 
 
 def test_a_replay_matches_the_body_by_content_not_by_key_order(world):
@@ -78,7 +88,7 @@ def test_a_replay_matches_the_body_by_content_not_by_key_order(world):
 
     again = world.create(key="k1", body=dict(reversed(list(BODY.items()))))
 
-    assert again.replayed and again.body == first.body
+    assert again.replayed and again.product == first.product
 
 
 def test_the_same_key_with_another_body_is_a_conflict_and_creates_nothing(world):
@@ -95,7 +105,7 @@ def test_another_caller_using_the_same_key_gets_a_product_of_their_own(world):
     bobs = world.create(caller=BOB, key="shared", body={**BODY, "name": "Cup"})
 
     assert not bobs.replayed
-    assert bobs.body["owner"] == BOB.sub and bobs.body["id"] != alices.body["id"]
+    assert bobs.product.owner == BOB.sub and bobs.product.id != alices.product.id
     assert len(world.repository.items) == 2
 
 
@@ -110,7 +120,7 @@ def test_a_key_is_still_honoured_just_before_it_expires(world):
     first = world.create(key="k1")
     world.clock.advance(TTL - timedelta(seconds=1))
 
-    assert world.create(key="k1").body == first.body
+    assert world.create(key="k1").product == first.product
 
 
 def test_an_expired_key_starts_afresh(world):
@@ -120,9 +130,9 @@ def test_an_expired_key_starts_afresh(world):
     fresh = world.create(key="k1", body={**BODY, "name": "Cup"})
 
     assert not fresh.replayed
-    assert fresh.body["id"] != first.body["id"] and fresh.body["name"] == "Cup"
+    assert fresh.product.id != first.product.id and fresh.product.name == "Cup"
     world.clock.advance(timedelta(minutes=1))
-    assert world.create(key="k1", body={**BODY, "name": "Cup"}).body == fresh.body
+    assert world.create(key="k1", body={**BODY, "name": "Cup"}).product == fresh.product
 
 
 # Reading and listing
@@ -131,7 +141,7 @@ def test_an_expired_key_starts_afresh(world):
 def test_get_returns_the_stored_product(world):
     created = world.create()
 
-    assert product_json(world.service.get(created.body["id"])) == created.body
+    assert world.service.get(created.product.id) == created.product
 
 
 @pytest.mark.parametrize("product_id", ["01ARZ3NDEKTSV4RRFFQ69G5FAV", "not-an-id", ""])
@@ -197,7 +207,7 @@ def test_an_update_by_the_owner_at_the_current_version_applies_and_bumps_the_ver
     created = world.create()
     world.clock.advance(timedelta(minutes=1))
 
-    updated = world.update(ALICE, created.body["id"], {"stock": 3, "name": "Big mug"}, version=1)
+    updated = world.update(ALICE, created.product.id, {"stock": 3, "name": "Big mug"}, version=1)
 
     assert (updated.stock, updated.name, updated.version) == (3, "Big mug", 2)
     assert updated.updated_at == world.clock.now and updated.created_at != updated.updated_at
@@ -205,7 +215,7 @@ def test_an_update_by_the_owner_at_the_current_version_applies_and_bumps_the_ver
 
 
 def test_an_update_at_a_stale_version_is_a_version_mismatch_naming_both_versions(world):
-    product_id = world.create().body["id"]
+    product_id = world.create().product.id
     world.update(ALICE, product_id, {"stock": 4}, version=1)
 
     with pytest.raises(VersionMismatch) as caught:
@@ -216,7 +226,7 @@ def test_an_update_at_a_stale_version_is_a_version_mismatch_naming_both_versions
 
 
 def test_an_update_by_someone_else_is_forbidden_even_at_a_stale_version(world):
-    product_id = world.create().body["id"]
+    product_id = world.create().product.id
 
     with pytest.raises(Forbidden):
         world.update(BOB, product_id, {"stock": 0}, version=7)
@@ -230,7 +240,7 @@ def test_an_update_of_a_missing_product_is_not_found_whatever_the_version(world,
 
 
 def test_a_delete_by_the_owner_removes_the_product(world):
-    product_id = world.create().body["id"]
+    product_id = world.create().product.id
 
     world.service.delete(ALICE, product_id, expected_version=None)
 
@@ -239,7 +249,7 @@ def test_a_delete_by_the_owner_removes_the_product(world):
 
 
 def test_a_delete_by_someone_else_is_forbidden_and_keeps_the_product(world):
-    product_id = world.create().body["id"]
+    product_id = world.create().product.id
 
     with pytest.raises(Forbidden):
         world.service.delete(BOB, product_id, expected_version=None)
@@ -247,7 +257,7 @@ def test_a_delete_by_someone_else_is_forbidden_and_keeps_the_product(world):
 
 
 def test_a_delete_at_a_stale_version_is_a_version_mismatch(world):
-    product_id = world.create().body["id"]
+    product_id = world.create().product.id
     world.update(ALICE, product_id, {"stock": 4}, version=1)
 
     with pytest.raises(VersionMismatch):
@@ -256,7 +266,7 @@ def test_a_delete_at_a_stale_version_is_a_version_mismatch(world):
 
 
 def test_deleting_twice_is_not_found_the_second_time(world):
-    product_id = world.create().body["id"]
+    product_id = world.create().product.id
     world.service.delete(ALICE, product_id, expected_version=None)
 
     with pytest.raises(NotFound):
@@ -272,11 +282,10 @@ class _ChangedUnderfoot(InMemoryProductRepository):
 
 
 def test_a_write_that_lost_a_race_is_reported_as_a_version_mismatch(world):
-    product_id = world.create().body["id"]
+    product_id = world.create().product.id
     racing = _ChangedUnderfoot(world.records, world.clock)
     racing.items = world.repository.items
-    service = ProductService(racing, world.records, clock=world.clock, new_id=world.ids,
-                             idempotency_ttl=TTL, render=product_json)
+    service = world.wired(racing)
 
     with pytest.raises(VersionMismatch):
         service.update(ALICE, product_id, parse_command(UpdateProduct, {"stock": 1}), 1)
