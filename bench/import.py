@@ -171,14 +171,13 @@ def write_calls_per_chunk(stack: Stack, job_id: str, chunks: int, since: datetim
 
 def run_naive(stack: Stack, body: bytes, owner: str) -> tuple[float, int, int]:
     """One PutItem per valid row, serially; (seconds, imported, failed)."""
-    from chalicelib.adapters.dynamodb import make_models
+    from chalicelib.adapters.products_table import bind_products_table
     from chalicelib.domain.products import new_product
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     table = stack.e["tables"]["ProductsTable"]
-    model = make_models(products_table=table, idempotency_table=stack.e["tables"]["IdempotencyTable"],
-                        region=stack.e["region"]).product
+    model = bind_products_table(table=table, region=stack.e["region"])
     dynamodb = stack.client("dynamodb")
     imported = failed = 0
     started = time.perf_counter()

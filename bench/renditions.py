@@ -133,7 +133,7 @@ import bench.renditions as b
 from PIL import Image
 if sys.argv[4] == "app":
     # Everything the consumer function imports, so the baseline is the function's own.
-    import app, chalicelib.bootstrap, chalicelib.adapters.dynamodb, boto3, aws_xray_sdk.core
+    import app, chalicelib.bootstrap, chalicelib.adapters.products_table, boto3, aws_xray_sdk.core
 data = open(sys.argv[3], "rb").read()
 Image.open(__import__("io").BytesIO(b.photo_like_jpeg((64, 48)))).load()  # Pillow's codecs loaded
 def status_kib(field):

@@ -16,7 +16,6 @@ import boto3
 import jwt
 import pytest
 
-from tests.integration.app.orders_helpers import OrdersQueue
 from chalice.test import Client
 from pynamodb.signals import pre_dynamodb_send
 
@@ -25,7 +24,9 @@ from devstack.provision import Provisioned, provision
 from devstack.tokens import issue_token
 from infra.resources import load_template
 from tests.integration.app.helpers import User
+from tests.integration.app.orders_helpers import OrdersQueue
 from tests.support import iam_audit
+from tests.support.app_wiring import install_app
 from tests.support.moto import running_moto_server
 
 REGION = "us-east-1"
@@ -60,7 +61,7 @@ def stack() -> Iterator[Stack]:
             env.setenv(name, value)
         for leaked in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             env.delenv(leaked, raising=False)
-        bootstrap.install(None)  # the next request builds the container from this environment
+        install_app()  # wired from this environment, as a Lambda container would be
         try:
             yield Stack(endpoint_url, provisioned, pool_id, client_id)
         finally:

@@ -13,11 +13,13 @@ import requests
 from chalice.test import Client
 from PIL import Image
 
-from chalicelib import bootstrap
+from chalicelib.adapters.image_table import ImageItem, bind_images_table
+from chalicelib.config import load_settings
 from tests.integration.app.helpers import body_of
 from tests.integration.app.images_helpers import (
     ImageUploadsQueue, conflicting_transactions, failing_s3, images_of, new_product, post_file, request_upload,
 )
+from tests.support.app_wiring import app_aws
 from tests.support.image_corpus import corpus, jpeg
 
 pytestmark = pytest.mark.timeout(180)
@@ -112,7 +114,7 @@ def test_a_throttled_upload_is_retried_alone_and_lands_in_the_dlq_still_pending(
     sqs = stack.client("sqs")
     dlq_url = stack.provisioned["ImageUploadsQueueDeadLetterQueue"].ref
 
-    with failing_s3(bootstrap.container().s3, "PutObject", key_contains=throttled):
+    with failing_s3(app_aws().s3, "PutObject", key_contains=throttled):
         for receive_count in range(1, 6):  # the queue's maxReceiveCount is 5
             response = process(queue.event(batch))
             retried = [m for m in batch if m["MessageId"] in {f["itemIdentifier"] for f in response["batchItemFailures"]}]
@@ -165,7 +167,7 @@ def test_an_image_whose_product_is_deleted_before_processing_fails_and_leaves_no
 
     assert process(queue.event(queue.receive(1))) == {"batchItemFailures": []}
 
-    record = bootstrap.container().image_model.get(image_id)
+    record = _images_table().get(image_id)
     assert (record.status, record.error) == ("failed", "the product was deleted before its image was processed")
     listed = stack.client("s3").list_objects_v2(Bucket=stack.provisioned["MediaBucket"].ref,
                                                 Prefix=f"products/{product_id}/")
@@ -177,10 +179,15 @@ def test_the_sparse_pending_index_holds_pending_images_only(api, alice, queue, p
     pending = body_of(request_upload(api, alice, product_id, "image/jpeg", 100))["image_id"]
     ready = upload(api, alice, product_id, jpeg((64, 48)), "image/jpeg")
     process(queue.event(queue.receive(1)))
-    model = bootstrap.container().image_model
+    model = _images_table()
     # the cleanup asks for created_at < now - 24 h; a cut-off in the future takes in these two
     cutoff = datetime.now(timezone.utc) + timedelta(hours=1)
 
     found = {item.id for item in model.pending_index.query("pending", model.created_at < cutoff)}
 
     assert pending in found and ready not in found
+
+
+def _images_table() -> type[ImageItem]:
+    settings = load_settings()
+    return bind_images_table(table=settings.images_table, region=settings.region)

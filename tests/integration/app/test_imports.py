@@ -14,11 +14,11 @@ import pytest
 from chalice.test import Client
 from pynamodb.signals import pre_dynamodb_send
 
-from chalicelib import bootstrap
 from chalicelib.config import load_settings
 from chalicelib.domain.imports import product_id_for
 from tests.integration.app.helpers import PRODUCT, User, body_of, create, products_of
 from tests.integration.app.imports_helpers import Queue, TopicTap, failing_batch_writes, upload
+from tests.support.app_wiring import install_app
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -37,9 +37,9 @@ def good(n: int) -> list[str]:
 @pytest.fixture(scope="module", autouse=True)
 def small_chunks(stack) -> Iterator[None]:
     """The app as deployed, but cutting files into chunks of 3 rows, so a few rows make several."""
-    bootstrap.install(bootstrap.build(dataclasses.replace(load_settings(), import_chunk_rows=CHUNK_ROWS)))
+    install_app(dataclasses.replace(load_settings(), import_chunk_rows=CHUNK_ROWS))
     yield
-    bootstrap.install(None)
+    install_app()
 
 
 @pytest.fixture(scope="module")
@@ -189,14 +189,14 @@ def test_a_chunk_delivered_twice_is_counted_once_and_creates_no_duplicate(api, a
 
 def test_a_worker_failing_mid_chunk_is_retried_and_every_row_lands_once(api, alice, queues, invoke):
     uploads, chunks = queues
-    bootstrap.install(bootstrap.build(dataclasses.replace(load_settings(), import_chunk_rows=60)))
+    aws = install_app(dataclasses.replace(load_settings(), import_chunk_rows=60))
     try:
         job_id = start(api, alice, csv(*good(60)))
         dispatch(invoke, uploads)
         (message,) = chunks.receive(1)
 
         # Throttled after the first 25 products: the record fails and SQS will deliver it again.
-        with failing_batch_writes(bootstrap.container().bulk_dynamodb, after=1):
+        with failing_batch_writes(aws.dynamodb_bulk, after=1):
             failed = invoke("import_chunk", chunks.event([message]))
         assert failed == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
         assert len(products_of(api, alice.sub)) == 25
@@ -204,7 +204,7 @@ def test_a_worker_failing_mid_chunk_is_retried_and_every_row_lands_once(api, ali
 
         assert invoke("import_chunk", chunks.event([message])) == {"batchItemFailures": []}
     finally:
-        bootstrap.install(bootstrap.build(dataclasses.replace(load_settings(), import_chunk_rows=CHUNK_ROWS)))
+        install_app(dataclasses.replace(load_settings(), import_chunk_rows=CHUNK_ROWS))
 
     job = job_of(api, alice, job_id)
     assert (job["status"], job["rows_imported"], job["chunks_done"]) == ("completed", 60, 1)

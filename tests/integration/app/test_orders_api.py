@@ -10,10 +10,10 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 
-from chalicelib import bootstrap
 from chalicelib.adapters.tracing import XRayTracer, parse_trace_header
 from tests.integration.app.helpers import body_of
 from tests.integration.app.orders_helpers import OrdersQueue, new_product, place, read_order
+from tests.support.app_wiring import app_aws, install_app
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -28,7 +28,7 @@ def sqs_calls() -> Iterator[list[dict[str, Any]]]:
     def record(params: dict[str, Any], model: Any, **_: Any) -> None:
         calls.append({"operation": model.name, **params})
 
-    events = bootstrap.container().sqs.meta.events
+    events = app_aws().sqs.meta.events
     events.register("provide-client-params.sqs", record)
     try:
         yield calls
@@ -174,7 +174,7 @@ def _sqs_answers(code: str, status: int) -> Any:
 @pytest.fixture
 def sqs_events() -> Iterator[Any]:
     """The app's SQS client's event system; handlers registered on it are removed afterwards."""
-    events = bootstrap.container().sqs.meta.events
+    events = app_aws().sqs.meta.events
     registered: list[tuple[str, Any]] = []
 
     class Events:
@@ -244,11 +244,11 @@ def test_when_the_answer_of_sqs_is_lost_the_order_is_a_503_and_withdrawn(api, st
 @pytest.fixture
 def traced() -> Iterator[None]:
     """The app with X-Ray tracing on (segments go to the SDK's UDP emitter: nobody listens)."""
-    bootstrap.install(bootstrap.build(tracer=XRayTracer(service="storefront")))
+    install_app(tracer=XRayTracer(service="storefront"))
     try:
         yield
     finally:
-        bootstrap.install(None)
+        install_app()
 
 
 def test_the_message_carries_the_trace_of_the_request_that_placed_the_order(api, alice, bob, orders_queue, traced):

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters.dynamodb import PynamoIdempotencyStore, PynamoProductRepository, make_models
+from chalicelib.bootstrap import aws_clients
+from chalicelib.config import load_settings
 from chalicelib.domain.errors import ConditionNotMet, KeyAlreadyUsed
 from chalicelib.domain.idempotency import IdempotencyRecord, StoredResponse
 from chalicelib.domain.ids import new_id
@@ -31,10 +32,8 @@ def ports(request, stack) -> tuple[Any, Any]:
     if request.param == "in-memory":
         store = InMemoryIdempotencyStore()
         return InMemoryProductRepository(store, FakeClock(datetime.now(timezone.utc))), store
-    env = stack.provisioned.env()
-    models = make_models(products_table=env["PRODUCTS_TABLE"], idempotency_table=env["IDEMPOTENCY_TABLE"],
-                         region="us-east-1")
-    return PynamoProductRepository(models), PynamoIdempotencyStore(models)
+    clients = aws_clients(load_settings())  # the adapters as a Lambda container wires them
+    return clients.products, clients.idempotency
 
 
 @pytest.fixture

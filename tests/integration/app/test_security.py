@@ -14,9 +14,9 @@ import jwt
 import pytest
 from moto.utilities.utils import load_resource
 
-from chalicelib import bootstrap
 from chalicelib.domain.commands import MAX_BODY_BYTES
 from tests.integration.app.helpers import PRODUCT, User, body_of, create
+from tests.support.app_wiring import install_app
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -151,10 +151,10 @@ def test_no_token_reaches_the_logs(api, alice, bob, captured_logs):
 @pytest.fixture
 def allowed_origins(monkeypatch) -> Iterator[None]:
     monkeypatch.setenv("CORS_ALLOW_ORIGINS", "https://shop.example.com, https://admin.example.com")
-    bootstrap.install(None)
+    install_app()
     yield
     monkeypatch.delenv("CORS_ALLOW_ORIGINS")
-    bootstrap.install(None)
+    install_app()
 
 
 def test_a_configured_origin_is_allowed_on_answers_and_preflights(api, alice, allowed_origins):

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib import bootstrap
 from chalicelib.config import load_settings
 from tests.integration.app.conftest import api, cognito, new_user, stack  # noqa: F401 - fixtures
 from tests.integration.faults.delivery import Delivery
+from tests.support.app_wiring import install_app
 from tests.support.sqs import LambdaQueue
 
 CHUNK_ROWS = 4  # a dozen rows make three chunks
@@ -46,8 +46,8 @@ def world(stack, api, new_user) -> Iterator[World]:  # noqa: F811 - the imported
         if name.endswith("_QUEUE"):
             LambdaQueue(sqs, url).drain()  # PurgeQueue is allowed once a minute
     # A container of its own: new clients (the hooks of an earlier test are gone with them).
-    bootstrap.install(bootstrap.build(dataclasses.replace(load_settings(), import_chunk_rows=CHUNK_ROWS)))
+    install_app(dataclasses.replace(load_settings(), import_chunk_rows=CHUNK_ROWS))
     try:
         yield World(stack, api, Delivery(app, sqs, stack.provisioned.queue_url), new_user, env)
     finally:
-        bootstrap.install(None)
+        install_app()

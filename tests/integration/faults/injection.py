@@ -59,10 +59,10 @@ _WIRE_ERRORS = {
 
 def app_clients() -> list[Any]:
     """The boto3 clients of the app's container (pynamodb's are found as they are used)."""
-    from chalicelib.bootstrap import container
+    from tests.support.app_wiring import app_aws
 
-    c = container()
-    return [c.s3, c.sns, c.bulk_dynamodb, c.sqs]
+    aws = app_aws()
+    return [aws.s3, aws.sns, aws.dynamodb_bulk, aws.sqs]
 
 
 class ProcessKilled(BaseException):
