@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["OrderRepository", "OrderQueue", "OrderService", "OrderConsumer", "Placed"]
 
 _PLACE = "place_order"
-APPLIED, ALREADY_APPLIED = WriteOutcome.APPLIED, WriteOutcome.ALREADY_APPLIED
 _CONFIRM_ATTEMPTS = 3
 
 
@@ -179,10 +178,10 @@ class OrderConsumer:
                 reason = rejected or RejectReason.PRODUCT_NOT_FOUND
                 break
             outcome = self._orders.confirm(placed, now)
-            if outcome == APPLIED:
+            if outcome == WriteOutcome.APPLIED:
                 known[placed.product_id] = stock - placed.quantity
                 return CONFIRMED
-            if outcome == ALREADY_APPLIED:
-                return ALREADY_APPLIED
+            if outcome == WriteOutcome.ALREADY_APPLIED:
+                return WriteOutcome.ALREADY_APPLIED
         outcome = self._orders.reject(placed, reason, now)
-        return REJECTED if outcome == APPLIED else ALREADY_APPLIED
+        return REJECTED if outcome == WriteOutcome.APPLIED else WriteOutcome.ALREADY_APPLIED
