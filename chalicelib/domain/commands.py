@@ -6,7 +6,7 @@ Kept apart from `products` so the read path (GET) never imports pydantic: ~0.1 s
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
@@ -15,7 +15,7 @@ from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.ids import ID_REGEX
 from chalicelib.domain.orders import MAX_QUANTITY
 
-__all__ = ["CreateProduct", "UpdateProduct", "PlaceOrder", "parse_command", "InvalidField", "Violation",
+__all__ = ["Command", "CreateProduct", "UpdateProduct", "PlaceOrder", "parse_command", "InvalidField", "Violation",
            "MAX_BODY_BYTES", "MAX_PRICE_CENTS", "MAX_STOCK", "MIN_QUANTITY", "PriceCents", "Stock", "Currency",
            "absent_not_null"]
 
@@ -101,12 +101,19 @@ def _update_schema(schema: dict[str, Any]) -> None:
     schema["minProperties"] = 1
 
 
-class _Command(BaseModel):
+class Command(BaseModel):
+    """A request body's fields, validated: strict types, no unknown fields, immutable."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
+    # The largest body the route reads for this command; larger is a 400 before any parsing.
+    MAX_BODY_BYTES: ClassVar[int] = 1024
 
-class CreateProduct(_Command):
+
+class CreateProduct(Command):
     """Body of POST /products."""
+
+    MAX_BODY_BYTES: ClassVar[int] = MAX_BODY_BYTES
 
     name: Name
     description: Description = ""
@@ -115,10 +122,11 @@ class CreateProduct(_Command):
     stock: Stock
 
 
-class UpdateProduct(_Command):
+class UpdateProduct(Command):
     """Body of PATCH /products/{id}: any non-empty subset of the product's fields."""
 
     model_config = ConfigDict(json_schema_extra=_update_schema)
+    MAX_BODY_BYTES: ClassVar[int] = MAX_BODY_BYTES
 
     name: Name | None = None
     description: Description | None = None
@@ -171,10 +179,10 @@ def _message(error: ErrorDetails, field_name: str) -> str:
     return _MESSAGES.get(kind) or error["msg"]
 
 
-Command = TypeVar("Command", bound=BaseModel)
+C = TypeVar("C", bound=BaseModel)
 
 
-def parse_command(model: type[Command], data: Any) -> Command:
+def parse_command(model: type[C], data: Any) -> C:
     """Validate `data` (parsed JSON) into `model`; raises InvalidField naming the first bad field."""
     from pydantic import ValidationError
 
@@ -195,8 +203,9 @@ def parse_command(model: type[Command], data: Any) -> Command:
     return command
 
 
-class PlaceOrder(_Command):
+class PlaceOrder(Command):
     """Body of POST /orders."""
 
+    # {"product_id": 26 characters, "quantity": 1..100}: the default 1 KiB is plenty.
     product_id: Annotated[str, StringConstraints(pattern=rf"^{ID_REGEX}$")]  # rust regex: $ = end
     quantity: Annotated[int, Field(ge=MIN_QUANTITY, le=MAX_QUANTITY, strict=True)]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from chalicelib.domain.commands import InvalidField, Violation, parse_command
+from chalicelib.domain.commands import Command, InvalidField, Violation, parse_command
 from chalicelib.domain.images import ACCEPTED_TYPES, MAX_UPLOAD_BYTES
 
 __all__ = ["RequestImageUpload", "parse_upload_request"]
@@ -15,8 +15,8 @@ ContentType = Literal[  # the keys of ACCEPTED_TYPES (a unit test holds them equ
     "image/jpeg", "image/png", "image/webp", "image/gif"]
 
 
-class RequestImageUpload(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+class RequestImageUpload(Command):
+    """Body of POST /products/{id}/images: what the client will upload."""
 
     content_type: ContentType
     size_bytes: Annotated[int, Field(ge=1, le=MAX_UPLOAD_BYTES, strict=True)]

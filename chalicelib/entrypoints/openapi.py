@@ -19,7 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 from chalicelib.domain import images, imports
 from chalicelib.domain.commands import (
-    MAX_BODY_BYTES, MIN_QUANTITY, CreateProduct, Currency, PlaceOrder, PriceCents, Stock, UpdateProduct,
+    MIN_QUANTITY, Command, CreateProduct, Currency, PlaceOrder, PriceCents, Stock, UpdateProduct,
     absent_not_null,
 )
 from chalicelib.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -167,7 +167,8 @@ class ImportJob(_Shape):
     finished_at: Optional[str] = _DATE_TIME
 
 
-_REQUESTS: tuple[type[BaseModel], ...] = (CreateProduct, UpdateProduct, PlaceOrder, RequestImageUpload)
+_REQUESTS: tuple[type[Command], ...] = (CreateProduct, UpdateProduct, PlaceOrder, RequestImageUpload)
+_BODY_LIMITS = {model.__name__: model.MAX_BODY_BYTES for model in _REQUESTS}  # what each route reads
 _RESPONSES: tuple[type[BaseModel], ...] = (
     Error, GatewayError, Health, Product, ProductPage, OrderAccepted, Order, ImageUploadTicket, ImportStarted, ImportJob)
 
@@ -344,7 +345,7 @@ def _operation(op: Operation) -> dict[str, Any]:
     }
     if op.body is not None:
         doc["requestBody"] = {"required": True, "content": _json(op.body),
-                              "description": f"JSON, at most {MAX_BODY_BYTES:,} bytes"}
+                              "description": f"JSON, at most {_BODY_LIMITS[op.body]:,} bytes"}
     elif op.method == "POST":
         doc["requestBody"] = {"required": False, "description": "empty, or {}",
                               "content": {"application/json": {"schema": {

@@ -15,7 +15,6 @@ __all__ = ["api"]
 api = Blueprint(__name__)
 route = routes(api)
 
-_MAX_BODY_BYTES = 1024  # {"product_id": 26 chars, "quantity": 1..100}: anything larger is not an order
 
 
 @route("/orders", methods=["POST"])
@@ -24,7 +23,7 @@ def place_order() -> Response:
 
     who = caller(api.current_request)
     key = idempotency_key(api.current_request)
-    raw = json_body(api.current_request, _MAX_BODY_BYTES)
+    raw = json_body(api.current_request, PlaceOrder.MAX_BODY_BYTES)
     command = parse_command(PlaceOrder, raw)
     tracer = services().tracer
     tracer.annotate(product_id=command.product_id, owner=who.sub)

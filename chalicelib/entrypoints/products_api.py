@@ -48,9 +48,9 @@ def create_product() -> Response:
     who = caller(api.current_request)
     services().tracer.annotate(owner=who.sub)
     key = idempotency_key(api.current_request)
-    from chalicelib.domain.commands import MAX_BODY_BYTES, CreateProduct, parse_command
+    from chalicelib.domain.commands import CreateProduct, parse_command
 
-    raw = json_body(api.current_request, MAX_BODY_BYTES)
+    raw = json_body(api.current_request, CreateProduct.MAX_BODY_BYTES)
     command = parse_command(CreateProduct, raw)
     created = services().products.create(who, command, raw_body=raw, idempotency_key=key)
     extra = {"Idempotent-Replayed": "true"} if created.replayed else {}
@@ -80,9 +80,9 @@ def update_product(product_id: str) -> Response:
     _annotate(product_id, who.sub)
     expected = if_match(api.current_request, required=True)
     assert expected is not None  # required=True raised PreconditionRequired otherwise
-    from chalicelib.domain.commands import MAX_BODY_BYTES, UpdateProduct, parse_command
+    from chalicelib.domain.commands import UpdateProduct, parse_command
 
-    command = parse_command(UpdateProduct, json_body(api.current_request, MAX_BODY_BYTES))
+    command = parse_command(UpdateProduct, json_body(api.current_request, UpdateProduct.MAX_BODY_BYTES))
     product = services().products.update(who, product_id, command, expected)
     return _product_response(_json(product))
 
