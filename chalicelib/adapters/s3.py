@@ -15,7 +15,7 @@ DependencyUnavailable naming the operation: the caller's record is retried, or t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 __all__ = ["S3Bucket", "RENDITION_CACHE_CONTROL"]
+
+A = TypeVar("A")
 
 # A rendition's key names its image and size, and its bytes never change.
 RENDITION_CACHE_CONTROL = "public, max-age=31536000, immutable"
@@ -73,28 +75,30 @@ class S3Bucket:
     # -- reading -----------------------------------------------------------------------------
 
     def stat(self, key: str) -> ObjectInfo | None:
-        try:
-            head = self._client().head_object(Bucket=self.name, Key=key)
-        except ClientError as exc:
-            if _code(exc) in _MISSING:
-                return None
-            raise _unavailable("HeadObject", exc) from exc
-        except BotoCoreError as exc:
-            raise _unavailable("HeadObject", exc) from exc
+        head = self._found("HeadObject", lambda: self._client().head_object(Bucket=self.name, Key=key))
+        if head is None:
+            return None
         return ObjectInfo(int(head["ContentLength"]), head["ETag"], head.get("ContentType"))
 
     def open(self, key: str) -> tuple[ObjectInfo, BinaryIO] | None:
         """The object's size and type and a stream of its bytes; None if there is no such object."""
+        answer = self._found("GetObject", lambda: self._client().get_object(Bucket=self.name, Key=key))
+        if answer is None:
+            return None
+        info = ObjectInfo(int(answer["ContentLength"]), answer["ETag"], answer.get("ContentType"))
+        return info, cast(BinaryIO, answer["Body"])
+
+    @staticmethod
+    def _found(operation: str, call: Callable[[], A]) -> A | None:
+        """`call()`'s answer, or None when the object does not exist."""
         try:
-            answer = self._client().get_object(Bucket=self.name, Key=key)
+            return call()
         except ClientError as exc:
             if _code(exc) in _MISSING:
                 return None
-            raise _unavailable("GetObject", exc) from exc
+            raise _unavailable(operation, exc) from exc
         except BotoCoreError as exc:
-            raise _unavailable("GetObject", exc) from exc
-        info = ObjectInfo(int(answer["ContentLength"]), answer["ETag"], answer.get("ContentType"))
-        return info, cast(BinaryIO, answer["Body"])
+            raise _unavailable(operation, exc) from exc
 
     def read(self, key: str, etag: str, start: int | None = None, end: int | None = None) -> Iterator[bytes]:
         """The object's bytes [start, end) in blocks, never the whole object at once.

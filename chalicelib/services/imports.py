@@ -167,15 +167,14 @@ class ImportService:
         Reads the file once, as a stream. A job dispatches once: later uploads to the same key
         are ignored (the workers read the first file by its ETag).
         """
-        parsed = parse_upload_key(key)
-        if parsed is None:
+        if parse_upload_key(key) is None:
             return "ignored: not an import upload key"
-        owner, job_id = parsed
-        job = self._jobs.get(job_id)
-        if job is None or job.owner != owner:
+        job = self._job_uploaded_at(key)
+        if job is None:
             return "ignored: no such job"
         if job.status not in (PENDING, RUNNING) or job.dispatched:
             return f"ignored: the job is already {job.status}"
+        job_id, owner = job.job_id, job.owner
         info = self._files.stat(key)
         if info is None:
             return self._fail(job_id, RowError(None, "the uploaded file could not be read"))
@@ -274,15 +273,20 @@ class ImportService:
                 return last
         return self._jobs.complete_chunk(job_id, index, imported=imported, failed=failed, now=now)
 
+    def _job_uploaded_at(self, key: str) -> ImportJob | None:
+        """The job whose file `key` is (its owner's), or None."""
+        parsed = parse_upload_key(key)
+        if parsed is None:
+            return None
+        owner, job_id = parsed
+        job = self._jobs.get(job_id)
+        return job if job is not None and job.owner == owner else None
+
     def abandon_upload(self, key: str) -> str:
         """An upload whose dispatch failed every delivery (it reached the dispatcher's dead-letter
         queue): its job fails, instead of staying pending (or running, unpublished) for ever."""
-        parsed = parse_upload_key(key)
-        if parsed is None:
-            return "ignored: no such job"
-        owner, job_id = parsed
-        job = self._jobs.get(job_id)
-        if job is None or job.owner != owner:
+        job = self._job_uploaded_at(key)
+        if job is None:
             return "ignored: no such job"
         if job.dispatched or job.status not in (PENDING, RUNNING):
             self._announce(job)
