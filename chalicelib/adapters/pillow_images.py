@@ -20,13 +20,18 @@ and only the first frame of an animation is used. Renditions carry no EXIF metad
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.logs import logger
 from chalicelib.domain.image_files import FORMAT_NAMES
 from chalicelib.domain.images import MAX_PIXELS, ImageRejected, Rendition, rendition_plan
 from chalicelib.services.images import DecodedImage
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 __all__ = ["PillowImageProcessor", "Decoded", "Resized", "EncodedRendition", "JPEG_QUALITY"]
 
@@ -42,7 +47,7 @@ _ROTATES = frozenset({5, 6, 7, 8})  # orientations that swap width and height
 class Decoded:
     """A decoded image in its stored orientation; `width` x `height` is how it is displayed."""
 
-    image: Any
+    image: Image
     width: int
     height: int
     orientation: int
@@ -52,7 +57,7 @@ class Decoded:
 @dataclass
 class Resized:
     rendition: Rendition
-    image: Any
+    image: Image
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class EncodedRendition:
     extension: str
 
 
-def _pillow() -> Any:
+def _pillow() -> ModuleType:
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -78,9 +83,9 @@ class PillowImageProcessor:
 
         Raises ImageRejected for a file Pillow cannot decode (truncated, corrupt, a bomb).
         """
-        Image = _pillow()
+        pil = _pillow()
         try:
-            image = Image.open(io.BytesIO(data), formats=[fmt])
+            image = pil.open(io.BytesIO(data), formats=[fmt])
             orientation = _orientation(image)
             stored_w, stored_h = image.size
             width, height = (stored_h, stored_w) if orientation in _ROTATES else (stored_w, stored_h)
@@ -88,7 +93,7 @@ class PillowImageProcessor:
                 largest = rendition_plan(width, height)[-1]
                 image.draft(image.mode, _stored((largest.width, largest.height), orientation))
             image.load()
-        except Image.DecompressionBombError:
+        except pil.DecompressionBombError:
             raise ImageRejected(f"larger than {MAX_PIXELS // 1_000_000} megapixels") from None
         except Exception as exc:  # noqa: BLE001 - a hostile file makes Pillow raise almost anything
             logger.info("image not decodable", extra={"format": fmt, "error": f"{type(exc).__name__}: {exc}"})
@@ -101,18 +106,18 @@ class PillowImageProcessor:
     def resize(self, decoded: DecodedImage, plan: Sequence[Rendition]) -> list[Resized]:
         """Each rendition of `plan`, largest first, each made from the one before it."""
         decoded = _own(decoded)
-        Image = _pillow()
+        pil = _pillow()
         source = decoded.image
         # Pillow's reduce() has no 16-bit path; a plain LANCZOS pass still keeps 2 bytes a pixel.
         gap = None if source.mode.startswith("I") else REDUCING_GAP
-        made: dict[tuple[int, int], Any] = {}
+        made: dict[tuple[int, int], Image] = {}
         out = []
         for rendition in sorted(plan, key=lambda r: r.width, reverse=True):
             stored = _stored((rendition.width, rendition.height), decoded.orientation)
             image = made.get(stored)
             if image is None:
                 image = source if source.size == stored else source.resize(
-                    stored, Image.Resampling.LANCZOS, reducing_gap=gap)
+                    stored, pil.Resampling.LANCZOS, reducing_gap=gap)
                 made[stored] = image
                 source = image
             out.append(Resized(rendition, image))
@@ -164,7 +169,7 @@ def _stored(display: tuple[int, int], orientation: int) -> tuple[int, int]:
     return (display[1], display[0]) if orientation in _ROTATES else display
 
 
-def _orientation(image: Any) -> int:
+def _orientation(image: Image) -> int:
     try:
         value = int(image.getexif().get(_EXIF_ORIENTATION, 1))
     except Exception:  # noqa: BLE001 - a broken EXIF block only loses the orientation
@@ -172,7 +177,7 @@ def _orientation(image: Any) -> int:
     return value if 1 <= value <= 8 else 1
 
 
-def _upright(image: Any, orientation: int) -> Any:
+def _upright(image: Image, orientation: int) -> Image:
     from PIL import Image
 
     method = {
@@ -183,7 +188,7 @@ def _upright(image: Any, orientation: int) -> Any:
     return image if method is None else image.transpose(method)
 
 
-def _resizable(image: Any) -> Any:
+def _resizable(image: Image) -> Image:
     """The image in a mode Pillow resamples properly, without growing it where avoidable.
 
     Palettes must be expanded first (Pillow resizes "P" and "1" with NEAREST); 16-bit and CMYK
@@ -203,7 +208,7 @@ def _resizable(image: Any) -> Any:
     return image.convert("RGB")  # YCbCr, LAB, HSV
 
 
-def _output_mode(image: Any, alpha: bool) -> Any:
+def _output_mode(image: Image, alpha: bool) -> Image:
     """L or RGB for JPEG, LA or RGBA for PNG."""
     mode = image.mode
     if mode.startswith("I"):
@@ -216,5 +221,5 @@ def _output_mode(image: Any, alpha: bool) -> Any:
     return image
 
 
-def _palette_has_alpha(image: Any) -> bool:
+def _palette_has_alpha(image: Image) -> bool:
     return "transparency" in image.info or (image.palette is not None and image.palette.mode == "RGBA")
