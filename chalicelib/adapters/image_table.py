@@ -35,7 +35,7 @@ from chalicelib.adapters.dynamodb import (
     CONDITION_FAILED, bind, cancellation_codes, condition_failed, connection_of, is_conflict,
 )
 from chalicelib.domain.errors import ConditionNotMet, DependencyUnavailable
-from chalicelib.domain.images import PENDING, ImageRecord, ProductImage
+from chalicelib.domain.images import PENDING, ImageRecord, ImageStatus, ProductImage
 
 __all__ = ["ImageItem", "bind_images_table", "to_image_record", "PynamoImageRepository", "PynamoCleanupImages",
            "product_images", "PENDING_INDEX"]
@@ -92,7 +92,8 @@ def to_image_record(item: ImageItem) -> ImageRecord:
     renditions = item.renditions.as_dict() if item.renditions is not None else {}
     return ImageRecord(
         id=item.id, product_id=item.product_id, owner=item.owner, content_type=item.content_type,
-        size_bytes=int(item.size_bytes), created_at=item.created_at, status=item.status, error=item.error,
+        size_bytes=int(item.size_bytes), created_at=item.created_at, status=ImageStatus(item.status),
+        error=item.error,
         width=_int(item.width), height=_int(item.height),
         renditions={str(k): str(v) for k, v in renditions.items()})
 
@@ -128,7 +129,7 @@ def product_images(raw: Any) -> tuple[ProductImage, ...]:
         renditions = entry.get("renditions") or {}
         renditions = renditions.as_dict() if hasattr(renditions, "as_dict") else renditions
         images.append(ProductImage(
-            id=image_id, status=entry["status"], created_at=_DATETIME.deserialize(entry["created_at"]),
+            id=image_id, status=ImageStatus(entry["status"]), created_at=_DATETIME.deserialize(entry["created_at"]),
             error=entry.get("error"), width=_int(entry.get("width")), height=_int(entry.get("height")),
             renditions={str(k): str(v) for k, v in renditions.items()}))
     return tuple(sorted(images, key=lambda i: i.id))

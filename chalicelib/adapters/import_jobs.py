@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 from chalicelib.adapters.dynamodb import bind, condition_failed
 from chalicelib.adapters.products_table import ProductItem
 from chalicelib.domain.errors import ConditionNotMet, DependencyUnavailable
-from chalicelib.domain.imports import FAILED, PENDING, RUNNING, ImportJob, RowError
+from chalicelib.domain.imports import FAILED, PENDING, RUNNING, ImportJob, ImportStatus, RowError
 from chalicelib.domain.products import Product
 
 __all__ = ["ImportJobItem", "ImportErrorItem", "ImportModels", "bind_import_jobs_table",
@@ -108,7 +108,7 @@ def error_sort_key(row: int) -> str:
 
 def _to_job(item: ImportJobItem) -> ImportJob:
     return ImportJob(
-        job_id=item.pk, owner=item.owner, status=item.status, created_at=item.created_at,
+        job_id=item.pk, owner=item.owner, status=ImportStatus(item.status), created_at=item.created_at,
         updated_at=item.updated_at, rows_total=int(item.rows_total),
         rows_imported=int(item.rows_imported), rows_failed=int(item.rows_failed),
         chunks_total=int(item.chunks_total), chunks_done=int(item.chunks_done),
@@ -196,7 +196,7 @@ class PynamoImportJobRepository:
         return None if item is None else _to_job(item)
 
     def complete_last_chunk(self, job_id: str, index: int, *, chunks_total: int, imported: int, failed: int,
-                            status: str, now: datetime) -> ImportJob | None:
+                            status: ImportStatus, now: datetime) -> ImportJob | None:
         """Count chunk `index`, the job's only missing one, and end the job, in one write."""
         j = self._job
         item = self._update(job_id, [
@@ -206,7 +206,7 @@ class PynamoImportJobRepository:
         ], (j.status == RUNNING) & ~j.done_chunks.contains(index) & (j.chunks_done == chunks_total - 1))
         return None if item is None else _to_job(item)
 
-    def finish(self, job_id: str, status: str, now: datetime) -> bool:
+    def finish(self, job_id: str, status: ImportStatus, now: datetime) -> bool:
         """running -> `status` once every chunk is done, recording that the completion was
         announced; True for the one caller that did it."""
         j = self._job

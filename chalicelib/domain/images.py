@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from datetime import datetime
 from typing import Mapping
 
@@ -16,7 +17,7 @@ from chalicelib.domain.ids import is_id
 
 __all__ = [
     "ACCEPTED_TYPES", "MAX_UPLOAD_BYTES", "MAX_PIXELS", "MAX_IMAGES_PER_PRODUCT", "RENDITIONS",
-    "PENDING", "READY", "FAILED", "ProductImage", "ImageRecord", "UploadKey", "Rendition",
+    "ImageStatus", "PENDING", "READY", "FAILED", "ProductImage", "ImageRecord", "UploadKey", "Rendition",
     "ImageRejected", "TooManyImages", "upload_key", "parse_upload_key", "rendition_plan", "rendition_key",
     "describe_size",
 ]
@@ -32,7 +33,15 @@ MAX_PIXELS = 40_000_000
 MAX_IMAGES_PER_PRODUCT = 20
 RENDITIONS: tuple[tuple[str, int], ...] = (("small", 200), ("medium", 800), ("large", 1600))
 
-PENDING, READY, FAILED = "pending", "ready", "failed"
+class ImageStatus(StrEnum):
+    """`pending` from the upload request until processing ends it `ready` or `failed`, once."""
+
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+
+
+PENDING, READY, FAILED = ImageStatus.PENDING, ImageStatus.READY, ImageStatus.FAILED  # members, not copies
 
 _UPLOADS_PREFIX = "uploads"
 _OWNER = re.compile(r"^[\w-]{1,128}\Z", re.ASCII)  # a Cognito sub (a UUID) or a local test id
@@ -51,7 +60,7 @@ class ProductImage:
     """An image as the product shows it: renditions map a name to its media object key."""
 
     id: str
-    status: str
+    status: ImageStatus
     created_at: datetime
     error: str | None = None
     width: int | None = None
@@ -69,7 +78,7 @@ class ImageRecord:
     content_type: str
     size_bytes: int
     created_at: datetime
-    status: str = PENDING
+    status: ImageStatus = ImageStatus.PENDING
     error: str | None = None
     width: int | None = None
     height: int | None = None

@@ -17,6 +17,7 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from datetime import datetime
 from typing import Any, Iterable, Iterator
 
@@ -26,7 +27,7 @@ from chalicelib.domain.products import iso
 
 __all__ = [
     "HEADER", "MAX_FILE_BYTES", "MAX_ROW_BYTES", "CHUNK_ROWS", "MAX_ERRORS",
-    "PENDING", "RUNNING", "COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "FINAL_STATUSES",
+    "ImportStatus", "PENDING", "RUNNING", "COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "FINAL_STATUSES",
     "ImportJob", "RowError", "Record", "Chunk", "ChunkPlan", "BadFile",
     "FileUnavailable", "records", "plan_chunks", "check_header", "parse_row", "product_id_for",
     "upload_key", "parse_upload_key", "final_status", "completed_event",
@@ -41,8 +42,19 @@ MAX_ROW_BYTES = 64 * 1024
 CHUNK_ROWS = 500
 MAX_ERRORS = 100
 
-PENDING, RUNNING, FAILED = "pending", "running", "failed"
-COMPLETED, COMPLETED_WITH_ERRORS = "completed", "completed_with_errors"
+class ImportStatus(StrEnum):
+    """pending (waiting for its file) -> running (chunks published) -> one of the final three."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    FAILED = "failed"
+
+
+# Members, not copies: `PENDING is ImportStatus.PENDING`.
+PENDING, RUNNING, FAILED = ImportStatus.PENDING, ImportStatus.RUNNING, ImportStatus.FAILED
+COMPLETED, COMPLETED_WITH_ERRORS = ImportStatus.COMPLETED, ImportStatus.COMPLETED_WITH_ERRORS
 FINAL_STATUSES = frozenset({COMPLETED, COMPLETED_WITH_ERRORS, FAILED})
 
 _KEY = re.compile(rf"^imports/([\w-]{{1,128}})/({ID_REGEX})\.csv\Z", re.ASCII)
@@ -74,7 +86,7 @@ class RowError:
 class ImportJob:
     job_id: str
     owner: str
-    status: str
+    status: ImportStatus
     created_at: datetime
     updated_at: datetime
     rows_total: int = 0
@@ -104,7 +116,7 @@ class ImportJob:
         return self.status == RUNNING and self.chunks_done >= self.chunks_total
 
 
-def final_status(job: ImportJob) -> str:
+def final_status(job: ImportJob) -> ImportStatus:
     """How a job whose chunks are all done ends."""
     return COMPLETED_WITH_ERRORS if job.rows_failed else COMPLETED
 

@@ -48,11 +48,10 @@ if TYPE_CHECKING:  # Literal takes only literals, for mypy; these fields are str
     _ImportStatus: TypeAlias = str
     _Queued: TypeAlias = str
 else:
-    _ImageStatus = _one_of((images.PENDING, images.READY, images.FAILED))
+    _ImageStatus = _one_of(images.ImageStatus)
     _OrderStatus = _one_of(OrderStatus)
     _RejectReason = _one_of(RejectReason)
-    _ImportStatus = _one_of((imports.PENDING, imports.RUNNING, imports.COMPLETED, imports.COMPLETED_WITH_ERRORS,
-                             imports.FAILED))
+    _ImportStatus = _one_of(imports.ImportStatus)
     _Queued = _one_of((QUEUED,))
 
 

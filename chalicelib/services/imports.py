@@ -20,7 +20,7 @@ from chalicelib.domain.identity import Caller
 from chalicelib.domain.ids import is_id
 from chalicelib.domain.imports import (
     CHUNK_ROWS, MAX_ERRORS, MAX_FILE_BYTES, PENDING, RUNNING, BadFile, Chunk, FileUnavailable,
-    ImportJob, RowError, completed_event, final_status, parse_row, parse_upload_key, plan_chunks,
+    ImportJob, ImportStatus, RowError, completed_event, final_status, parse_row, parse_upload_key, plan_chunks,
     product_id_for, records,
 )
 from chalicelib.domain.products import Product, new_product
@@ -60,11 +60,11 @@ class ImportJobRepository(Protocol):
         or the job is not running."""
 
     def complete_last_chunk(self, job_id: str, index: int, *, chunks_total: int, imported: int, failed: int,
-                            status: str, now: datetime) -> ImportJob | None:
+                            status: ImportStatus, now: datetime) -> ImportJob | None:
         """Count chunk `index`, the job's only missing one, and end the job with `status` (marking
         it announced) in the same write; None if it is not the only one missing any more."""
 
-    def finish(self, job_id: str, status: str, now: datetime) -> bool:
+    def finish(self, job_id: str, status: ImportStatus, now: datetime) -> bool:
         """running -> `status` if every chunk is done, marking the job announced; True only for
         the caller that did it."""
 
