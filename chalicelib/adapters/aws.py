@@ -2,7 +2,8 @@
 
 Adapters take a zero-argument function giving their client (`lambda: aws.s3`), so a function
 builds only the clients its handler touches: the API's GET path never creates an SQS or S3
-client (~0.1 s each on a cold start). pynamodb makes its own DynamoDB connection per model.
+client (~0.1 s each on a cold start), nor imports boto3 (~0.1 s more than the botocore pynamodb
+needs anyway). pynamodb makes its own DynamoDB connection per model.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-import boto3
 from botocore.config import Config
 
 if TYPE_CHECKING:
@@ -28,20 +28,28 @@ class AwsClients:
 
     @cached_property
     def s3(self) -> S3Client:
+        import boto3
+
         # SigV4 for presigned URLs and POST policies: boto3 still presigns with SigV2 in us-east-1.
         return boto3.client("s3", region_name=self.region, config=Config(signature_version="s3v4"))
 
     @cached_property
     def sqs(self) -> SQSClient:
+        import boto3
+
         return boto3.client("sqs", region_name=self.region)
 
     @cached_property
     def sns(self) -> SNSClient:
+        import boto3
+
         return boto3.client("sns", region_name=self.region)
 
     @cached_property
     def dynamodb_bulk(self) -> DynamoDBClient:
         """For batch writes of requests built from validated data: botocore's client-side
         parameter validation would cost more CPU than the import's own work."""
+        import boto3
+
         return boto3.client("dynamodb", region_name=self.region,
                             config=Config(parameter_validation=False, retries={"mode": "standard"}))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.request
 from typing import Any, Callable
 
 from chalicelib.domain.errors import DependencyUnavailable, Unauthenticated
@@ -24,6 +23,8 @@ _LEEWAY_S = 5  # clock skew between Cognito and Lambda
 
 
 def fetch_jwks(url: str, timeout: float = 3.0) -> dict[str, Any]:
+    import urllib.request  # http.client and ssl: only a container that verifies a token pays for them
+
     with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - https URL from config
         keys: dict[str, Any] = json.loads(response.read())
     return keys

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools.utilities.data_classes import S3Event
-
 from chalicelib.domain.errors import PoisonMessage
 
 __all__ = ["CreatedObject", "created_objects"]
@@ -35,6 +33,8 @@ def created_objects(notification: Any) -> list[CreatedObject]:
         return []  # S3 sends it when the notification configuration is set
     if not isinstance(notification.get("Records"), list):
         raise PoisonMessage("not an S3 event notification")
+    from aws_lambda_powertools.utilities.data_classes import S3Event  # off the API's cold start
+
     found = []
     try:
         for record in S3Event(notification).records:
