@@ -11,10 +11,12 @@ from typing import Any
 
 from chalicelib.domain.errors import IdempotencyConflict, InvalidInput
 
-__all__ = ["IdempotencyRecord", "StoredResponse", "validate_key", "fingerprint", "record_key", "replay"]
+__all__ = ["IdempotencyRecord", "StoredResponse", "validate_key", "fingerprint", "record_key", "replay", "HEADER",
+           "KEY_REGEX"]
 
 HEADER = "Idempotency-Key"
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")  # visible ASCII, as Stripe-style keys are
+KEY_REGEX = r"[\x21-\x7e]{1,255}"  # visible ASCII, as Stripe-style keys are (unanchored)
+_KEY = re.compile(rf"^{KEY_REGEX}\Z")
 
 
 @dataclass(frozen=True)

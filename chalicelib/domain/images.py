@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Mapping
 
 from chalicelib.domain.errors import StorefrontError
+from chalicelib.domain.identity import is_user_id
 from chalicelib.domain.ids import is_id
 
 __all__ = [
@@ -44,7 +45,6 @@ class ImageStatus(StrEnum):
 PENDING, READY, FAILED = ImageStatus.PENDING, ImageStatus.READY, ImageStatus.FAILED  # members, not copies
 
 _UPLOADS_PREFIX = "uploads"
-_OWNER = re.compile(r"^[\w-]{1,128}\Z", re.ASCII)  # a Cognito sub (a UUID) or a local test id
 
 
 class ImageRejected(StorefrontError):
@@ -117,7 +117,7 @@ def parse_upload_key(key: str) -> UploadKey | None:
     if len(parts) != 4 or parts[0] != _UPLOADS_PREFIX:
         return None
     _, owner, product_id, image_id = parts
-    if not (_OWNER.match(owner) and is_id(product_id) and is_id(image_id)):
+    if not (is_user_id(owner) and is_id(product_id) and is_id(image_id)):
         return None
     return UploadKey(owner, product_id, image_id)
 

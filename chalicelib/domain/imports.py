@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any, Iterable, Iterator
 
 from chalicelib.domain.errors import InvalidInput, PoisonMessage
+from chalicelib.domain.identity import USER_ID_REGEX
 from chalicelib.domain.ids import ID_REGEX, is_id, new_id
 from chalicelib.domain.products import iso
 
@@ -57,7 +58,7 @@ PENDING, RUNNING, FAILED = ImportStatus.PENDING, ImportStatus.RUNNING, ImportSta
 COMPLETED, COMPLETED_WITH_ERRORS = ImportStatus.COMPLETED, ImportStatus.COMPLETED_WITH_ERRORS
 FINAL_STATUSES = frozenset({COMPLETED, COMPLETED_WITH_ERRORS, FAILED})
 
-_KEY = re.compile(rf"^imports/([\w-]{{1,128}})/({ID_REGEX})\.csv\Z", re.ASCII)
+_KEY = re.compile(rf"^imports/({USER_ID_REGEX})/({ID_REGEX})\.csv\Z")
 _INTEGER = re.compile(r"^[+-]?[0-9]{1,18}\Z")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _INT_FIELDS = ("price_cents", "stock")

@@ -22,9 +22,12 @@ from chalicelib.domain.identity import Caller
 from chalicelib.entrypoints.errors import answer_for
 
 __all__ = ["error_response", "routes", "caller", "json_body", "header", "query", "limit", "if_match",
-           "idempotency_key", "LIMIT_DEFAULT", "LIMIT_MAX"]
+           "idempotency_key", "LIMIT_DEFAULT", "LIMIT_MAX", "IF_MATCH_REGEX"]
 
-_IF_MATCH = re.compile(r'^(?:W/)?"?([1-9][0-9]{0,17})"?\Z')
+# A version as the ETag gave it ("3"), weak or bare (W/"3", 3) read the same. Unanchored, one
+# dialect for Python and the OpenAPI document.
+IF_MATCH_REGEX = r'(W/)?"?[1-9][0-9]{0,17}"?'
+_IF_MATCH = re.compile(rf"^{IF_MATCH_REGEX}\Z")
 LIMIT_DEFAULT, LIMIT_MAX = 20, 100  # items of a listing page, ?limit= (the OpenAPI document reads these)
 
 
@@ -123,10 +126,10 @@ def if_match(request: Request, required: bool) -> int | None:
             raise errors.PreconditionRequired(
                 'If-Match: "<version>" is required; read the product to learn its version')
         return None
-    match = _IF_MATCH.match(value.strip())
-    if not match:
+    value = value.strip()
+    if not _IF_MATCH.match(value):
         raise errors.InvalidInput("If-Match", 'must be the product\'s version, e.g. "3"')
-    return int(match.group(1))
+    return int(value.removeprefix("W/").strip('"'))
 
 
 def idempotency_key(request: Request) -> str | None:

@@ -23,11 +23,13 @@ from chalicelib.domain.commands import (
     absent_not_null,
 )
 from chalicelib.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
+from chalicelib.domain.idempotency import KEY_REGEX as IDEMPOTENCY_KEY_REGEX
+from chalicelib.domain.identity import USER_ID_REGEX
 from chalicelib.domain.ids import ID_REGEX
 from chalicelib.domain.image_commands import RequestImageUpload
 from chalicelib.domain.orders import MAX_QUANTITY, QUEUED, OrderStatus, RejectReason
 from chalicelib.entrypoints.errors import BY_STATUS, AnsweredBy
-from chalicelib.entrypoints.http_common import LIMIT_DEFAULT, LIMIT_MAX
+from chalicelib.entrypoints.http_common import IF_MATCH_REGEX, LIMIT_DEFAULT, LIMIT_MAX
 
 __all__ = ["OPERATIONS", "Operation", "document"]
 
@@ -260,7 +262,7 @@ def _if_match(required: bool) -> dict[str, Any]:
     return {"name": "If-Match", "in": "header", "required": required,
             "description": 'the version the change is based on, as the ETag gave it: "3" (W/"3" and 3 '
                            "are read the same)",
-            "schema": {"type": "string", "pattern": r'^(W/)?"?[1-9][0-9]{0,17}"?$'}}
+            "schema": {"type": "string", "pattern": rf"^{IF_MATCH_REGEX}$"}}
 
 
 _PARAMETERS: dict[str, dict[str, Any]] = {
@@ -270,14 +272,14 @@ _PARAMETERS: dict[str, dict[str, Any]] = {
                "description": "next_cursor of the previous page, unchanged",
                "schema": {"type": "string", "minLength": 1}},
     "Owner": {"name": "owner", "in": "query", "required": False, "description": "only this user's products",
-              "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,128}$"}},
+              "schema": {"type": "string", "pattern": rf"^{USER_ID_REGEX}$"}},
     "ProductId": _path_id("product_id", "product"),
     "OrderId": _path_id("order_id", "order"),
     "JobId": _path_id("job_id", "import job"),
     "IdempotencyKey": {"name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
                        "description": "the same key and body from the same caller answer the first response "
                                       "again (kept at least 24 hours); another body with the key is a 409",
-                       "schema": {"type": "string", "pattern": r"^[\x21-\x7e]{1,255}$"}},
+                       "schema": {"type": "string", "pattern": rf"^{IDEMPOTENCY_KEY_REGEX}$"}},
     "IfMatchRequired": _if_match(True),
     "IfMatch": _if_match(False),
 }

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from chalice.app import Blueprint, Response
 
 from chalicelib.bootstrap import services
 from chalicelib.domain import errors
+from chalicelib.domain.identity import is_user_id
 from chalicelib.domain.products import Product
 from chalicelib.entrypoints.http_common import (
     caller, idempotency_key, if_match, json_body, limit, query, routes,
@@ -20,7 +20,6 @@ __all__ = ["api"]
 api = Blueprint(__name__)
 route = routes(api)
 
-_OWNER = re.compile(r"^[\w-]{1,128}\Z", re.ASCII)
 
 
 def _annotate(product_id: str, owner: str | None = None) -> None:
@@ -62,7 +61,7 @@ def create_product() -> Response:
 def list_products() -> dict[str, Any]:
     owner = query(api.current_request, "owner")
     services().tracer.annotate(owner=owner)
-    if owner is not None and not _OWNER.match(owner):
+    if owner is not None and not is_user_id(owner):
         raise errors.InvalidInput("owner", "must be a user id (the token's sub)")
     result = services().products.list(owner=owner, limit=limit(api.current_request), cursor=query(api.current_request, "cursor"))
     return {"items": [_json(p) for p in result.items], "next_cursor": result.next_cursor}
