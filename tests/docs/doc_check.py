@@ -27,6 +27,8 @@ PENDING_PAGES = {
 
 # Top-level folders whose paths, written in `code`, must exist.
 CODE_ROOTS = ("chalicelib", "devstack", "infra", "tests", "bench", "docs", ".chalice")
+# ...except what a run creates: Chalice's packaging cache.
+GENERATED = (".chalice/deployments",)
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,8 @@ def code_references(doc: Document, root: Path = ROOT) -> list[str]:
         for span in _INLINE_CODE.findall(line):
             candidate = span.strip()
             head = _CODE_PATH.match(candidate)
-            if head and head.group(1) in CODE_ROOTS and not (root / candidate).exists():
+            if (head and head.group(1) in CODE_ROOTS and not candidate.startswith(GENERATED)
+                    and not (root / candidate).exists()):
                 problems.append(f"{where}: `{candidate}`: no such path")
     return problems
 
