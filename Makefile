@@ -16,11 +16,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) -m devstack run
 
-## test: every test: unit, integration (moto), e2e (the real stack in a subprocess), contract (schemathesis)
+## test: every test: unit, docs (links, code references, diagrams), integration (moto), e2e (the real stack in a subprocess), contract (schemathesis)
 # Separate pytest processes: in-process moto servers must not share a process with each other's state.
 test: $(STAMP)
 	$(PY) -m mypy
 	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/docs
 	$(PY) -m pytest tests/integration/devstack
 	$(PY) -m pytest tests/integration/app
 	$(PY) -m pytest tests/integration/faults
