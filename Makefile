@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test typecheck test-unit test-integration test-e2e test-faults token bench clean cleanup fire package deploy traces traces-ui
+.PHONY: run test typecheck test-faults token bench clean cleanup fire package deploy traces traces-ui
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
