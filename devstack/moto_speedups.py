@@ -31,6 +31,11 @@ moto the table itself instead of a copy, and restore those items if moto raises.
    the batch writes DynamoDB rewards look less worth it than they are. An attribute value of a
    plain type (S, N, SS, NS, NULL, BOOL: no binary to decode, nothing nested) parses to itself,
    so it is now taken as it is, and strings and numbers are sized directly, with moto's formulas.
+
+Each fix replaces private moto code, so it is only right for the moto it was read from and
+checked against (tests/integration/devstack/test_moto_speedups.py compares it with moto's own
+results): install() refuses any other version. To move to a new moto, read its code again, run
+those tests against it, then change MOTO_VERSION.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from importlib import metadata
 from typing import Any, Callable, Iterable, Iterator
 
 import moto.backends as moto_backends
@@ -50,7 +56,13 @@ from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.utilities import bytesize
 from moto.dynamodb.models.table import Table
 
-__all__ = ["install"]
+__all__ = ["MOTO_VERSION", "UnsupportedMotoVersion", "install"]
+
+MOTO_VERSION = "5.2.5"  # the moto these patches were written and tested against
+
+
+class UnsupportedMotoVersion(RuntimeError):
+    """The installed moto is not the one these patches were written against."""
 
 _state = threading.local()
 
@@ -241,7 +253,17 @@ _original_parse_structure = BaseJSONParser._parse_structure
 
 
 def install() -> None:
-    """Patch moto in this process (idempotent)."""
+    """Patch moto in this process (idempotent).
+
+    Raises UnsupportedMotoVersion, before patching anything, unless moto is MOTO_VERSION.
+    """
+    found = metadata.version("moto")
+    if found != MOTO_VERSION:
+        raise UnsupportedMotoVersion(
+            f"devstack.moto_speedups patches moto {MOTO_VERSION}'s private code, but moto {found} is "
+            f"installed: install moto=={MOTO_VERSION} (requirements-dev.txt), or check the patches "
+            "against the new moto (tests/integration/devstack/test_moto_speedups.py) and update MOTO_VERSION"
+        )
     original = DynamoDBBackend.transact_write_items
     if getattr(original, "storefront_speedup", False):
         return
