@@ -19,9 +19,12 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devstack.containers import ProcessContainers
+
+if TYPE_CHECKING:  # imported where used: the X-Ray SDK costs other commands ~0.4 s
+    from devstack.lambda_tracing import FunctionTracing
 
 __all__ = ["StackOptions", "LocalStack", "PortInUse"]
 
@@ -111,7 +114,8 @@ class LocalStack:
 
         from devstack.chalice_config import StageConfig
         from devstack.console import Console
-        from devstack.events import EventSourceEmulator
+        from devstack.emulator import EventSourceEmulator
+        from devstack.lambda_tracing import FunctionTracing, use_lambda_context
         from devstack.provision import provision
         from devstack.xray_daemon import XRayDaemon
         from infra.resources import load_template
@@ -158,16 +162,20 @@ class LocalStack:
             "AWS_XRAY_DAEMON_ADDRESS": daemon.address,
         })
 
+        # The API (and DEVSTACK_CONTAINERS=thread handlers) run in this process's threads.
+        use_lambda_context()
+        tracing = FunctionTracing(daemon.address)
         app = self._import_app()
         self.app = app
-        api = self._serve_api(app, stage, api_port)
+        api = self._serve_api(app, stage, api_port, tracing)
 
         self.emulator = EventSourceEmulator(
             app, session=session, endpoint_url=aws_endpoint, region=o.region, account_id=ACCOUNT_ID,
             resolve_queue_url=provisioned.queue_url, resolve_topic_arn=provisioned.topic_arn,
             settings_for=stage.function_settings, function_name_prefix=stage.function_prefix,
             retry_delay_seconds=o.retry_delay_seconds,
-            containers=ProcessContainers(str(PROJECT_DIR), "app") if o.process_containers else None)
+            containers=ProcessContainers(str(PROJECT_DIR), "app") if o.process_containers else None,
+            tracing=tracing)
         self.emulator.start()
         self._stoppers.append(("event delivery", self.emulator.stop))
 
@@ -197,8 +205,10 @@ class LocalStack:
             sys.path.insert(0, str(PROJECT_DIR))
         return importlib.import_module("app").app
 
-    def _serve_api(self, app: Any, stage: Any, port: int) -> Any:
+    def _serve_api(self, app: Any, stage: Any, port: int, tracing: FunctionTracing) -> Any:
         from chalice.local import ChaliceRequestHandler, ThreadedHTTPServer, create_local_server
+
+        function_name = stage.chalice.function_name  # "api_handler", as chalice local names it
 
         class AnyMethodHandler(ChaliceRequestHandler):
             """http.server answers a method with no do_<METHOD> (TRACE, QUERY, ...) with an HTML 501
@@ -209,6 +219,15 @@ class LocalStack:
                 if name.startswith("do_"):
                     return self._generic_handle
                 raise AttributeError(name)
+
+            def _generic_handle(self) -> None:
+                # Each request is an invocation of the API's function, traced as Lambda traces it.
+                with tracing.in_thread(function_name, trace_header=self.headers.get("X-Amzn-Trace-Id")):
+                    super()._generic_handle()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                # The app logs one line per request itself; an access log line would repeat it.
+                log.debug(format, *args)
 
         # socketserver's default listen backlog is 5: a burst of clients (the orders benchmark's
         # 16 threads) overflowed it and saw connections reset. Set before the server listens.

@@ -5,9 +5,9 @@ code serves the local stack (moto) and real X-Ray. moto evaluates no filter expr
 returns summaries without annotations, so filtering happens here, on the full documents.
 
 The shapes read:
-- our own invocation segments (origin AWS::Lambda::Function, written by the app's tracer in the
-  local stack) and, on AWS, Lambda's AWS::Lambda (service) and AWS::Lambda::Function segments,
-  whose `Initialization` subsegment marks a cold start;
+- Lambda's AWS::Lambda::Function segments (written by Lambda on AWS, by devstack/lambda_tracing.py
+  locally), whose `Initialization` subsegment marks a cold start, and on AWS also Lambda's
+  AWS::Lambda (service) segments;
 - `cold_start` annotations the tracer sets on a container's first invocation;
 - `links` (`[{"trace_id", "id"}]`) on a segment: the producer traces an SQS-triggered invocation
   was linked to.
