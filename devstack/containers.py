@@ -29,6 +29,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from devstack.console_logs import configure_app_logs
 from devstack.lambda_context import LambdaContext
 
 __all__ = ["ProcessContainers", "ContainerError", "ContainerTimedOut"]
@@ -54,6 +55,7 @@ def _serve(conn: Any, project_dir: str, module: str, handler_name: str) -> None:
         sys.path.insert(0, project_dir)
     init_start = time.time()
     handler = importlib.import_module(module).app.handler_map[handler_name]
+    configure_app_logs()
     conn.send(("init", init_start, time.time()))
     while True:
         try:

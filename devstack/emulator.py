@@ -262,14 +262,19 @@ class EventSourceEmulator:
             account_id=self._account_id,
         )
         self._count(function, invocations=1, in_flight=1, records_delivered=records)
+        started = time.perf_counter()
         outcome = invocations.run(function, event, context, self._containers, self._tracing)
+        elapsed_ms = (time.perf_counter() - started) * 1000
         self._count(
             function,
             in_flight=-1,
             errors=0 if outcome.ok else 1,
             timeouts=1 if outcome.timed_out else 0,
         )
-        if outcome.timed_out:
+        if outcome.ok:
+            logger.info("%s %d record%s ok %.0f ms", function.function_name, records,
+                        "" if records == 1 else "s", elapsed_ms)
+        elif outcome.timed_out:
             logger.error("%s (request %s): %s", function.function_name, outcome.request_id,
                          function.timeout_message())
         elif outcome.error is not None:

@@ -113,6 +113,7 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         from devstack.chalice_config import StageConfig
+        from devstack.console_logs import configure_app_logs
         from devstack.console import Console
         from devstack.emulator import EventSourceEmulator
         from devstack.lambda_tracing import FunctionTracing, use_lambda_context
@@ -166,6 +167,7 @@ class LocalStack:
         use_lambda_context()
         tracing = FunctionTracing(daemon.address)
         app = self._import_app()
+        configure_app_logs()
         self.app = app
         api = self._serve_api(app, stage, api_port, tracing)
 
