@@ -12,15 +12,17 @@ import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from devstack.stack import PROJECT_DIR, LocalStack, PortInUse, StackOptions
 
 ENDPOINTS = StackOptions.from_env().state_dir / "endpoints.json"
 
 
-def _endpoints() -> dict:
+def _endpoints() -> dict[str, Any]:
     try:
-        return json.loads(Path(ENDPOINTS).read_text())
+        endpoints: dict[str, Any] = json.loads(Path(ENDPOINTS).read_text())
+        return endpoints
     except FileNotFoundError:
         sys.exit("the local stack is not running (no .devstack/endpoints.json): start it with `make run`")
 

@@ -79,7 +79,7 @@ class Provisioned:
             return found
         sqs = self._client("sqs")
         try:
-            return sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            return str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
         except ClientError as err:
             if error_code(err) in NO_SUCH_QUEUE:
                 raise UnknownResourceError(f"no queue named {name!r}") from None
@@ -96,7 +96,7 @@ class Provisioned:
         for page in self._client("sns").get_paginator("list_topics").paginate():
             for topic in page["Topics"]:
                 if topic["TopicArn"].rsplit(":", 1)[-1] == name:
-                    return topic["TopicArn"]
+                    return str(topic["TopicArn"])
         raise UnknownResourceError(f"no topic named {name!r}")
 
     def _refs_of(self, type_: str) -> dict[str, str]:

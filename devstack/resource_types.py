@@ -71,13 +71,14 @@ def local_client(service: str, endpoint_url: str, region: str) -> BaseClient:
             _SESSION = boto3.session.Session()
         # The stand-in takes any credentials. The app's (from env) keep both in the same moto
         # account; without them, dummy ones spare a walk of the real credential chain.
-        return _SESSION.client(
+        client: BaseClient = _SESSION.client(  # type: ignore[call-overload]
             service,
             endpoint_url=endpoint_url,
             region_name=region,
             aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
             aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
         )
+        return client
 
 
 class ResourceContext:
@@ -446,7 +447,7 @@ def _create_user_pool(ctx: ResourceContext, logical_id: str, props: dict[str, An
 
 def _find_user_pool(idp: Any, name: str) -> str | None:
     # Pool names are not unique in Cognito; the oldest one of the name is this stack's.
-    matches = []
+    matches: list[dict[str, Any]] = []
     for page in idp.get_paginator("list_user_pools").paginate(PaginationConfig={"PageSize": 60}):
         matches.extend(p for p in page["UserPools"] if p["Name"] == name)
     if not matches:

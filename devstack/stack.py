@@ -17,6 +17,7 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,7 +61,7 @@ class StackOptions:
     process_containers: bool = True
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> "StackOptions":
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> StackOptions:
         return cls(
             api_port=int(env.get("API_PORT", 8000)), aws_port=int(env.get("AWS_PORT", 5000)),
             trace_port=int(env.get("TRACE_PORT", 8001)), region=env.get("AWS_REGION_LOCAL", "us-east-1"),
@@ -73,7 +74,8 @@ class StackOptions:
 def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _claim(host: str, port: int, variable: str) -> int:

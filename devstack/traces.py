@@ -211,8 +211,8 @@ def _invocation_ms(document: Mapping[str, Any]) -> float:
     # On AWS the function segment also spans Initialization and Overhead; Invocation is the handler.
     for child in document.get("subsegments", []):
         if child.get("name") == "Invocation" and "end_time" in child:
-            return (child["end_time"] - child["start_time"]) * 1000
-    return (document.get("end_time", document.get("start_time", 0)) - document.get("start_time", 0)) * 1000
+            return float(child["end_time"] - child["start_time"]) * 1000
+    return float(document.get("end_time", document.get("start_time", 0)) - document.get("start_time", 0)) * 1000
 
 
 def _failed(document: Mapping[str, Any]) -> bool:
