@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 __all__ = [
-    "SEARCH_KEYS", "Span", "Invocation", "Trace", "Clause", "FilterError", "FunctionCost", "assemble", "parse_filter",
+    "SEARCH_KEYS", "segment_documents", "Span", "Invocation", "Trace", "Clause", "FilterError", "FunctionCost", "assemble", "parse_filter",
     "matches", "select", "related", "linked", "function_costs", "percentile", "handler_name",
     "LAMBDA_REQUEST_PRICE", "LAMBDA_GB_SECOND_PRICE", "API_GATEWAY_REST_PRICE",
 ]
@@ -106,11 +106,12 @@ class Trace:
                 "links": list(self.links), "functions": list(self.functions)}
 
 
-def _documents(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+def segment_documents(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The trace's segment documents, with subsegments the SDK streamed apart put back in place.
 
     The SDK sends a subsegment as its own document (`"type": "subsegment"`, naming its
-    `parent_id`) once its segment holds many; X-Ray joins them to their segment, moto does not.
+    `parent_id`) once its segment holds many, and on Lambda every one (the function segment is
+    Lambda's); X-Ray joins them to their segment, moto does not.
     """
     documents = []
     for segment in raw.get("Segments", []):
@@ -224,7 +225,7 @@ def _failed(document: Mapping[str, Any]) -> bool:
 def assemble(raw: Mapping[str, Any]) -> Trace:
     """A Trace from one element of BatchGetTraces' `Traces`."""
     trace_id = str(raw.get("Id", ""))
-    documents = _ordered(_documents(raw))
+    documents = _ordered(segment_documents(raw))
     spans: list[Span] = []
     annotations: dict[str, dict[Any, None]] = defaultdict(dict)
     links: dict[str, None] = {}
