@@ -8,9 +8,12 @@ DEVSTACK_LOGS=json prints every JSON line, as on Lambda.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
+
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 __all__ = ["LOGS_VARIABLE", "configure_app_logs", "configure_stack_logs"]
 
@@ -27,26 +30,34 @@ class _LineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
         level = f" {record.levelname}" if record.levelno >= logging.WARNING else ""
-        line = f"{stamp}{level} {self._body(record)}"
+        line = f"{stamp}{level} {record.getMessage()}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
 
-    def _body(self, record: logging.LogRecord) -> str:
-        return record.getMessage()
 
+class _AppLineFormatter(LambdaPowertoolsFormatter):
+    """The app's request log as `GET /products 200 12.3 ms`; other lines as message and keys.
 
-class _AppLineFormatter(_LineFormatter):
-    """The app's request log as `GET /products 200 12.3 ms`; other lines with their extra keys."""
+    A Powertools formatter, since the app's logger keeps its appended keys in its formatter.
+    """
 
-    _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+    # Keys every line has, or that only matter in CloudWatch.
+    _LEFT_OUT = frozenset({"level", "location", "message", "timestamp", "service", "xray_trace_id",
+                           "sampling_rate", "exception", "exception_name", "stack_trace", "request_id",
+                           "trace_id"})
 
-    def _body(self, record: logging.LogRecord) -> str:
-        values = {k: v for k, v in record.__dict__.items() if k not in self._STANDARD}
-        if record.getMessage() == "request" and "route" in values:
-            return f"{values['route']} {values.get('status', '?')} {values.get('duration_ms', '?')} ms"
-        extras = " ".join(f"{k}={v}" for k, v in values.items() if v is not None)
-        return f"{record.getMessage()} {extras}".rstrip()
+    def format(self, record: logging.LogRecord) -> str:
+        entry = json.loads(super().format(record))
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        level = f" {record.levelname}" if record.levelno >= logging.WARNING else ""
+        if entry.get("message") == "request" and "route" in entry:
+            body = f"{entry['route']} {entry.get('status', '?')} {entry.get('duration_ms', '?')} ms"
+        else:
+            keys = " ".join(f"{k}={v}" for k, v in entry.items() if k not in self._LEFT_OUT and v is not None)
+            body = f"{entry.get('message', '')} {keys}".rstrip()
+        exception = f"\n{entry['exception']}" if entry.get("exception") else ""
+        return f"{stamp}{level} {body}{exception}"
 
 
 def _request_or_problem(record: logging.LogRecord) -> bool:
@@ -65,9 +76,11 @@ def configure_stack_logs() -> None:
 
 def configure_app_logs() -> None:
     """Shorten the app's logs (unless DEVSTACK_LOGS=json); call after the app is imported."""
+    app_logger = logging.getLogger(os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
+    # Its own handler prints each line; the stack's root handler printed every one a second time.
+    app_logger.propagate = False
     if _json_logs():
         return
-    app_logger = logging.getLogger(os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
     for handler in app_logger.handlers:
-        handler.setFormatter(_AppLineFormatter())
+        handler.setFormatter(_AppLineFormatter(utc=True))
         handler.addFilter(_request_or_problem)
