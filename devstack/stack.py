@@ -229,6 +229,9 @@ class LocalStack:
                 with tracing.in_thread(function_name, trace_header=self.headers.get("X-Amzn-Trace-Id")):
                     super()._generic_handle()
 
+            # ChaliceRequestHandler binds these to its own _generic_handle, bypassing an override.
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
+
             def log_message(self, format: str, *args: Any) -> None:
                 # The app logs one line per request itself; an access log line would repeat it.
                 log.debug(format, *args)
