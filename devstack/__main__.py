@@ -55,7 +55,10 @@ def run() -> int:
   Try:  curl -s {e['api']}/products
         TOKEN=$(make -s token USER=alice)
 """, flush=True)
-    stop.wait()
+    # Woken twice a second: a signal delivered to another thread runs its handler only when the
+    # main thread next runs Python, and a wait without a timeout may never return to it.
+    while not stop.wait(0.5):
+        pass
     print("stopping...", flush=True)
     stack.stop()
     return 0
@@ -152,7 +155,8 @@ def traces_ui(profile: str | None, region: str | None, port: int, stage: str) ->
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     console.start()
     print(f"trace viewer for {source}: http://127.0.0.1:{console.port}   (Ctrl-C stops it)", flush=True)
-    stop.wait()
+    while not stop.wait(0.5):  # see run()
+        pass
     console.stop()
     return 0
 

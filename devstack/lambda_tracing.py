@@ -128,14 +128,15 @@ def _links(headers: Sequence[str]) -> list[dict[str, str]]:
     return list(found.values())
 
 
-def use_lambda_context() -> None:
+def use_lambda_context(daemon_address: str) -> None:
     """Give this process's X-Ray recorder Lambda's context object, as the SDK does on Lambda.
 
     For invocations in threads of this process (`FunctionTracing.in_thread`). Call it before the
-    app's first invocation; _X_AMZN_TRACE_ID must not be set in this process.
+    app's first invocation; _X_AMZN_TRACE_ID must not be set in this process. The daemon's
+    address is given because the SDK reads AWS_XRAY_DAEMON_ADDRESS only when first imported.
     """
     # On Lambda the recorder streams every finished subsegment at once (threshold 0).
-    xray_recorder.configure(context=LambdaContext(), streaming_threshold=0)
+    xray_recorder.configure(context=LambdaContext(), streaming_threshold=0, daemon_address=daemon_address)
 
 
 class FunctionTracing:

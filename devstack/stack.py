@@ -166,7 +166,7 @@ class LocalStack:
         })
 
         # The API (and DEVSTACK_CONTAINERS=thread handlers) run in this process's threads.
-        use_lambda_context()
+        use_lambda_context(daemon.address)
         tracing = FunctionTracing(daemon.address)
         app = self._import_app()
         configure_app_logs()

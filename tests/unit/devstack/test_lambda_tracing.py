@@ -75,8 +75,7 @@ def daemon() -> Iterator[socket.socket]:
     receiver.settimeout(5)
     previous = (xray_recorder.context, xray_recorder.emitter, xray_recorder.streaming_threshold)
     host, port = receiver.getsockname()
-    xray_recorder.configure(daemon_address=f"{host}:{port}")
-    use_lambda_context()
+    use_lambda_context(f"{host}:{port}")
     try:
         yield receiver
     finally:
