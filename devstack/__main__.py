@@ -12,21 +12,25 @@ import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from devstack.stack import PROJECT_DIR, LocalStack, PortInUse, StackOptions
 
 ENDPOINTS = StackOptions.from_env().state_dir / "endpoints.json"
 
 
-def _endpoints() -> dict:
+def _endpoints() -> dict[str, Any]:
     try:
-        return json.loads(Path(ENDPOINTS).read_text())
+        endpoints: dict[str, Any] = json.loads(Path(ENDPOINTS).read_text())
+        return endpoints
     except FileNotFoundError:
         sys.exit("the local stack is not running (no .devstack/endpoints.json): start it with `make run`")
 
 
 def run() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from devstack.console_logs import configure_stack_logs
+
+    configure_stack_logs()
     # The stack's own AWS calls (daemon, console, pollers) run outside any segment; the SDK would
     # warn about each of them. App calls always run inside an invocation's segment.
     for noisy in ("werkzeug", "botocore", "urllib3", "pynamodb"):
@@ -51,7 +55,10 @@ def run() -> int:
   Try:  curl -s {e['api']}/products
         TOKEN=$(make -s token USER=alice)
 """, flush=True)
-    stop.wait()
+    # Woken twice a second: a signal delivered to another thread runs its handler only when the
+    # main thread next runs Python, and a wait without a timeout may never return to it.
+    while not stop.wait(0.5):
+        pass
     print("stopping...", flush=True)
     stack.stop()
     return 0
@@ -100,18 +107,19 @@ def _trace_source(profile: str | None, region: str | None) -> tuple[object, str]
 def traces(filter_text: str, trace_id: str | None, minutes: int, entry: str, errors_only: bool,
            profile: str | None, region: str | None, stage: str) -> int:
     from devstack.trace_reader import Pricing, TraceReader
-    from devstack.trace_text import cost_table, timeline, trace_table
+    from devstack.trace_text import cost_table, terminal_width, timeline, trace_table, wrap
     from devstack.traces import FilterError, function_costs, linked, parse_filter, select
 
     xray, source = _trace_source(profile, region)
     reader = TraceReader(xray)
+    width = terminal_width()
     if trace_id:
         trace = reader.get(trace_id)
         if trace is None:
             print(f"no trace {trace_id} in {source}", file=sys.stderr)
             return 1
         upstream, downstream = linked(trace, reader.recent(minutes=minutes))
-        print(timeline(trace, upstream=upstream, downstream=downstream))
+        print(timeline(trace, upstream=upstream, downstream=downstream, width=width))
         return 0
     try:
         clauses = parse_filter(filter_text)
@@ -121,13 +129,14 @@ def traces(filter_text: str, trace_id: str | None, minutes: int, entry: str, err
     window = reader.recent(minutes=minutes)
     chosen = select(window, clauses, entry=entry, errors_only=errors_only)
     pricing = Pricing(stage)
-    print(f"{len(chosen)} of {len(window)} traces of the last {minutes} min in {source}"
-          + (f", filter {filter_text}" if filter_text else ""))
-    print(trace_table(chosen[:50]))
+    print(wrap(f"{len(chosen)} of {len(window)} traces of the last {minutes} min in {source}"
+               + (f", filter {filter_text}" if filter_text else ""), width))
+    print(trace_table(chosen[:50], width=width))
     if len(chosen) > 50:
         print(f"... and {len(chosen) - 50} older (narrow it with FILTER or MINUTES)")
-    print("\nCost per function (these traces; Lambda $0.20/M requests + $0.0000166667/GB-s, API Gateway REST $3.50/M)")
-    print(cost_table(function_costs(chosen, memory_mb=pricing.memory_mb, is_api=pricing.is_api)))
+    print("\n" + wrap("Cost per function (these traces; Lambda $0.20/M requests + $0.0000166667/GB-s, "
+                      "API Gateway REST $3.50/M)", width))
+    print(cost_table(function_costs(chosen, memory_mb=pricing.memory_mb, is_api=pricing.is_api), width=width))
     print("\nOne trace as a timeline: make traces TRACE=<trace id>")
     return 0
 
@@ -146,7 +155,8 @@ def traces_ui(profile: str | None, region: str | None, port: int, stage: str) ->
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     console.start()
     print(f"trace viewer for {source}: http://127.0.0.1:{console.port}   (Ctrl-C stops it)", flush=True)
-    stop.wait()
+    while not stop.wait(0.5):  # see run()
+        pass
     console.stop()
     return 0
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from chalice.config import Config
 
-from devstack.events import FunctionSettings
+from devstack.lambda_context import FunctionSettings
 
 __all__ = ["StageConfig"]
 

@@ -115,9 +115,10 @@ class Console:
             if not html:
                 self._send(request, 400, {"Code": "BadRequestError", "Message": f"filter: {exc}"})
                 return
+            # The page still lists the traces, unfiltered, and says so.
             clauses, problem = [], f"filter ignored: {exc}"
         traces = self._traces.recent(minutes=minutes)
-        chosen = [] if problem else select(traces, clauses, entry=entry, errors_only=errors_only)
+        chosen = select(traces, clauses, entry=entry, errors_only=errors_only)
         if not html:
             self._send(request, 200, {"traces": [t.as_dict() for t in chosen], "total": len(traces)})
             return

@@ -9,20 +9,28 @@ that imports the app, with the stack's environment, and is reused while idle; th
 decides when and how many run (batching, maximum concurrency, retries), and each container makes
 its own AWS clients, once, as on Lambda. A container that overruns the function's timeout is
 killed, as Lambda ends the sandbox; one that dies is replaced by the next invocation.
+
+As on Lambda, LAMBDA_TASK_ROOT is set before the app is imported and each invocation's trace
+header is in _X_AMZN_TRACE_ID (devstack/lambda_tracing.py); a new container reports how long
+importing the app took, Lambda's Initialization. Ctrl-C in the terminal reaches every process of
+its group: a container ignores it and ends when the stack tells it to (or is killed).
 """
 
 from __future__ import annotations
 
 import importlib
 import multiprocessing
+import os
+import signal
 import sys
 import threading
 import time
 import traceback
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-if TYPE_CHECKING:
-    from devstack.events import LambdaContext
+from devstack.console_logs import configure_app_logs
+from devstack.lambda_context import LambdaContext
 
 __all__ = ["ProcessContainers", "ContainerError", "ContainerTimedOut"]
 
@@ -38,12 +46,17 @@ class ContainerTimedOut(Exception):
 
 
 def _serve(conn: Any, project_dir: str, module: str, handler_name: str) -> None:
-    """A container's life: import the app once, then run one invocation per message."""
-    from devstack.events import LambdaContext  # here: devstack.events imports this module
-
+    """A container's life: import the app once (reported as ("init", start, end)), then run one
+    invocation per message."""
+    # The stack stops its containers itself; a Ctrl-C meant for it must not kill them mid-reply.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ["LAMBDA_TASK_ROOT"] = project_dir  # before any import: the X-Ray SDK reads it once
     if project_dir not in sys.path:
         sys.path.insert(0, project_dir)
+    init_start = time.time()
     handler = importlib.import_module(module).app.handler_map[handler_name]
+    configure_app_logs()
+    conn.send(("init", init_start, time.time()))
     while True:
         try:
             message = conn.recv()
@@ -51,7 +64,11 @@ def _serve(conn: Any, project_dir: str, module: str, handler_name: str) -> None:
             return
         if message is None:
             return
-        event, fields, remaining_ms = message
+        event, fields, remaining_ms, trace_header = message
+        if trace_header:
+            os.environ["_X_AMZN_TRACE_ID"] = trace_header
+        else:
+            os.environ.pop("_X_AMZN_TRACE_ID", None)
         try:
             result = handler(event, LambdaContext.resumed(fields, remaining_ms))
         except BaseException as exc:  # noqa: BLE001 - Lambda reports whatever escapes
@@ -68,7 +85,13 @@ class _Container:
         self.conn, child = _SPAWN.Pipe()
         self.process = _SPAWN.Process(target=_serve, args=(child, project_dir, module, handler_name),
                                       name=f"lambda:{handler_name}", daemon=True)
-        self.process.start()
+        # A blocked signal stays blocked in the new process, so a Ctrl-C that arrives before
+        # _serve ignores SIGINT (while Python starts and unpickles) cannot interrupt it either.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self.process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         child.close()
 
     def kill(self) -> None:
@@ -89,15 +112,26 @@ class ProcessContainers:
         self._stopped = False
 
     def invoke(self, handler_name: str, event: dict[str, Any], context: LambdaContext, *,
-               timeout_s: float) -> Any:
-        """The handler's result; raises ContainerError, or ContainerTimedOut after `timeout_s`."""
+               timeout_s: float, trace_header: str | None = None,
+               on_init: Callable[[float, float], None] | None = None) -> Any:
+        """The handler's result; raises ContainerError, or ContainerTimedOut after `timeout_s`.
+
+        `trace_header` becomes the container's _X_AMZN_TRACE_ID. When the invocation starts a
+        container, `on_init(start, end)` is told when importing the app began and ended.
+        """
         container = self._take(handler_name)
+        deadline = time.monotonic() + timeout_s
         try:
-            container.conn.send((event, context.fields(), context.get_remaining_time_in_millis()))
-            if not container.conn.poll(timeout_s):
-                self._discard(container)
-                raise ContainerTimedOut(f"{handler_name} ran over {timeout_s:g} s; its container was killed")
-            kind, *payload = container.conn.recv()
+            container.conn.send((event, context.fields(), context.get_remaining_time_in_millis(), trace_header))
+            while True:
+                if not container.conn.poll(max(0.0, deadline - time.monotonic())):
+                    self._discard(container)
+                    raise ContainerTimedOut(f"{handler_name} ran over {timeout_s:g} s; its container was killed")
+                kind, *payload = container.conn.recv()
+                if kind != "init":
+                    break
+                if on_init is not None:
+                    on_init(*payload)
         except (EOFError, OSError) as exc:
             self._discard(container)
             raise ContainerError(f"the container of {handler_name} exited during the invocation ({exc!r})") from None

@@ -31,6 +31,11 @@ moto the table itself instead of a copy, and restore those items if moto raises.
    the batch writes DynamoDB rewards look less worth it than they are. An attribute value of a
    plain type (S, N, SS, NS, NULL, BOOL: no binary to decode, nothing nested) parses to itself,
    so it is now taken as it is, and strings and numbers are sized directly, with moto's formulas.
+
+Each fix replaces private moto code, so it is only right for the moto it was read from and
+checked against (tests/integration/devstack/test_moto_speedups.py compares it with moto's own
+results): install() refuses any other version. To move to a new moto, read its code again, run
+those tests against it, then change MOTO_VERSION.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from importlib import metadata
 from typing import Any, Callable, Iterable, Iterator
 
 import moto.backends as moto_backends
@@ -50,7 +56,13 @@ from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.utilities import bytesize
 from moto.dynamodb.models.table import Table
 
-__all__ = ["install"]
+__all__ = ["MOTO_VERSION", "UnsupportedMotoVersion", "install"]
+
+MOTO_VERSION = "5.2.5"  # the moto these patches were written and tested against
+
+
+class UnsupportedMotoVersion(RuntimeError):
+    """The installed moto is not the one these patches were written against."""
 
 _state = threading.local()
 
@@ -58,14 +70,18 @@ _state = threading.local()
 def _table_deepcopy(self: Table, memo: dict[int, Any]) -> Table:
     if getattr(_state, "in_transaction", False):
         return self  # moto's "backup": our item snapshots do the rolling back
-    clone = self.__class__.__new__(self.__class__)
+    clone: Table = object.__new__(self.__class__)
     memo[id(self)] = clone
     for name, value in self.__dict__.items():
         clone.__dict__[name] = copy.deepcopy(value, memo)
     return clone
 
 
-def _keys(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]):
+_Snapshot = tuple[Table, DynamoType, "DynamoType | None", "Item | None"]
+
+
+def _keys(backend: DynamoDBBackend,
+          transact_items: list[dict[str, Any]]) -> Iterator[tuple[Table, DynamoType, DynamoType | None]]:
     for entry in transact_items:
         _, op = next(iter(entry.items()))
         table = backend.tables.get(op.get("TableName", ""))
@@ -79,7 +95,7 @@ def _keys(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]):
         yield table, hash_key, range_key
 
 
-def _snapshot(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> list[tuple]:
+def _snapshot(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> list[_Snapshot]:
     snapshots = []
     for table, hash_key, range_key in _keys(backend, transact_items):
         try:
@@ -90,7 +106,7 @@ def _snapshot(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) ->
     return snapshots
 
 
-def _restore(snapshots: list[tuple]) -> None:
+def _restore(snapshots: list[_Snapshot]) -> None:
     for table, hash_key, range_key, item in reversed(snapshots):
         try:
             table.delete_item(hash_key, range_key)
@@ -101,7 +117,8 @@ def _restore(snapshots: list[tuple]) -> None:
 
 
 def _fast_clock() -> None:
-    slow_seconds, slow_millis = sqs_models.unix_time, sqs_models.unix_time_millis
+    # moto's SQS imports these names from moto.core.utils; getattr/setattr replace its own copies.
+    slow_seconds, slow_millis = getattr(sqs_models, "unix_time"), getattr(sqs_models, "unix_time_millis")
 
     def unix_time(dt: Any = None) -> float:
         return time.time() if dt is None else slow_seconds(dt)
@@ -109,11 +126,12 @@ def _fast_clock() -> None:
     def unix_time_millis(dt: Any = None) -> float:
         return time.time() * 1000.0 if dt is None else slow_millis(dt)
 
-    sqs_models.unix_time, sqs_models.unix_time_millis = unix_time, unix_time_millis
+    setattr(sqs_models, "unix_time", unix_time)
+    setattr(sqs_models, "unix_time_millis", unix_time_millis)
 
 
 def _all_items(self: Table) -> list[Item]:
-    candidates = getattr(_state, "candidates", None)
+    candidates: Callable[[], list[Item]] | None = getattr(_state, "candidates", None)
     if candidates is None:
         return _sorted_all_items(self)
     _state.candidates = None  # one Query reads the table once
@@ -124,7 +142,9 @@ _sorted_all_items = Table.all_items
 
 
 def _every_item(table: Table) -> Iterator[Item]:
-    for group in table.items.values():
+    # moto types `items` as a dict of items; with a range key each value is a dict of items.
+    groups: dict[DynamoType, Any] = table.items
+    for group in groups.values():
         if table.range_key_attr:
             yield from group.values()
         else:
@@ -132,7 +152,8 @@ def _every_item(table: Table) -> Iterator[Item]:
 
 
 def _partition(table: Table, hash_key: DynamoType) -> list[Item]:
-    group = table.items.get(hash_key)
+    groups: dict[DynamoType, Any] = table.items
+    group = groups.get(hash_key)
     if group is None:
         return []
     return list(group.values()) if table.range_key_attr else [group]
@@ -237,12 +258,22 @@ def _parse_structure(self: BaseJSONParser, shape: Any, value: Any) -> Any:
     return _original_parse_structure(self, shape, value)
 
 
-_original_parse_structure = BaseJSONParser._parse_structure
+_original_parse_structure: Callable[[BaseJSONParser, Any, Any], Any] = BaseJSONParser._parse_structure
 
 
 def install() -> None:
-    """Patch moto in this process (idempotent)."""
-    original = DynamoDBBackend.transact_write_items
+    """Patch moto in this process (idempotent).
+
+    Raises UnsupportedMotoVersion, before patching anything, unless moto is MOTO_VERSION.
+    """
+    found = metadata.version("moto")
+    if found != MOTO_VERSION:
+        raise UnsupportedMotoVersion(
+            f"devstack.moto_speedups patches moto {MOTO_VERSION}'s private code, but moto {found} is "
+            f"installed: install moto=={MOTO_VERSION} (requirements-dev.txt), or check the patches "
+            "against the new moto (tests/integration/devstack/test_moto_speedups.py) and update MOTO_VERSION"
+        )
+    original: Callable[[DynamoDBBackend, list[dict[str, Any]]], None] = DynamoDBBackend.transact_write_items
     if getattr(original, "storefront_speedup", False):
         return
     _fast_clock()
@@ -261,7 +292,7 @@ def install() -> None:
             _state.in_transaction = False
 
     transact_write_items.storefront_speedup = True  # type: ignore[attr-defined]
-    Table.__deepcopy__ = _table_deepcopy  # type: ignore[method-assign]
+    setattr(Table, "__deepcopy__", _table_deepcopy)  # setattr: Table declares no __deepcopy__ to assign
     Item.__init__ = _item_init  # type: ignore[method-assign]
     Table.all_items = _all_items  # type: ignore[method-assign]
     Table.query = _query  # type: ignore[method-assign]

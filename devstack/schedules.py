@@ -80,7 +80,7 @@ def _next_cron(body: str, after: datetime, expression: str) -> datetime | None:
     try:
         start = after
         while True:
-            candidate = croniter(unix, start).get_next(datetime)
+            candidate: datetime = croniter(unix, start).get_next(datetime)
             if years is None or candidate.year in years:
                 return candidate.astimezone(timezone.utc)
             later = [y for y in years if y > candidate.year]

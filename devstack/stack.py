@@ -17,11 +17,15 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devstack.containers import ProcessContainers
+
+if TYPE_CHECKING:  # imported where used: the X-Ray SDK costs other commands ~0.4 s
+    from devstack.lambda_tracing import FunctionTracing
 
 __all__ = ["StackOptions", "LocalStack", "PortInUse"]
 
@@ -57,7 +61,7 @@ class StackOptions:
     process_containers: bool = True
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> "StackOptions":
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> StackOptions:
         return cls(
             api_port=int(env.get("API_PORT", 8000)), aws_port=int(env.get("AWS_PORT", 5000)),
             trace_port=int(env.get("TRACE_PORT", 8001)), region=env.get("AWS_REGION_LOCAL", "us-east-1"),
@@ -70,7 +74,8 @@ class StackOptions:
 def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _claim(host: str, port: int, variable: str) -> int:
@@ -110,8 +115,10 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         from devstack.chalice_config import StageConfig
+        from devstack.console_logs import configure_app_logs
         from devstack.console import Console
-        from devstack.events import EventSourceEmulator
+        from devstack.emulator import EventSourceEmulator
+        from devstack.lambda_tracing import FunctionTracing, use_lambda_context
         from devstack.provision import provision
         from devstack.xray_daemon import XRayDaemon
         from infra.resources import load_template
@@ -158,16 +165,21 @@ class LocalStack:
             "AWS_XRAY_DAEMON_ADDRESS": daemon.address,
         })
 
+        # The API (and DEVSTACK_CONTAINERS=thread handlers) run in this process's threads.
+        use_lambda_context(daemon.address)
+        tracing = FunctionTracing(daemon.address)
         app = self._import_app()
+        configure_app_logs()
         self.app = app
-        api = self._serve_api(app, stage, api_port)
+        api = self._serve_api(app, stage, api_port, tracing)
 
         self.emulator = EventSourceEmulator(
             app, session=session, endpoint_url=aws_endpoint, region=o.region, account_id=ACCOUNT_ID,
             resolve_queue_url=provisioned.queue_url, resolve_topic_arn=provisioned.topic_arn,
             settings_for=stage.function_settings, function_name_prefix=stage.function_prefix,
             retry_delay_seconds=o.retry_delay_seconds,
-            containers=ProcessContainers(str(PROJECT_DIR), "app") if o.process_containers else None)
+            containers=ProcessContainers(str(PROJECT_DIR), "app") if o.process_containers else None,
+            tracing=tracing)
         self.emulator.start()
         self._stoppers.append(("event delivery", self.emulator.stop))
 
@@ -197,8 +209,10 @@ class LocalStack:
             sys.path.insert(0, str(PROJECT_DIR))
         return importlib.import_module("app").app
 
-    def _serve_api(self, app: Any, stage: Any, port: int) -> Any:
+    def _serve_api(self, app: Any, stage: Any, port: int, tracing: FunctionTracing) -> Any:
         from chalice.local import ChaliceRequestHandler, ThreadedHTTPServer, create_local_server
+
+        function_name = stage.chalice.function_name  # "api_handler", as chalice local names it
 
         class AnyMethodHandler(ChaliceRequestHandler):
             """http.server answers a method with no do_<METHOD> (TRACE, QUERY, ...) with an HTML 501
@@ -209,6 +223,18 @@ class LocalStack:
                 if name.startswith("do_"):
                     return self._generic_handle
                 raise AttributeError(name)
+
+            def _generic_handle(self) -> None:
+                # Each request is an invocation of the API's function, traced as Lambda traces it.
+                with tracing.in_thread(function_name, trace_header=self.headers.get("X-Amzn-Trace-Id")):
+                    super()._generic_handle()
+
+            # ChaliceRequestHandler binds these to its own _generic_handle, bypassing an override.
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
+
+            def log_message(self, format: str, *args: Any) -> None:
+                # The app logs one line per request itself; an access log line would repeat it.
+                log.debug(format, *args)
 
         # socketserver's default listen backlog is 5: a burst of clients (the orders benchmark's
         # 16 threads) overflowed it and saw connections reset. Set before the server listens.

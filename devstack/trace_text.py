@@ -1,59 +1,88 @@
-"""`make traces`: recent traces as a table, one trace as an indented timeline, cost per function."""
+"""`make traces`: recent traces, one trace as an indented timeline, cost per function, in lines of
+at most `width` columns (the terminal's; 100 when unknown): long parts wrap or are cut with "…"."""
 
 from __future__ import annotations
 
+import shutil
+import textwrap
 from datetime import datetime, timezone
 from typing import Iterable
 
 from devstack.traces import SEARCH_KEYS, FunctionCost, Trace
 
-__all__ = ["trace_table", "timeline", "cost_table"]
+__all__ = ["DEFAULT_WIDTH", "cost_table", "terminal_width", "timeline", "trace_table", "wrap"]
+
+DEFAULT_WIDTH = 100
+
+
+def terminal_width() -> int:
+    """The terminal's width (COLUMNS, then the terminal), or DEFAULT_WIDTH when output is not one."""
+    return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+
+
+def wrap(text: str, width: int, indent: int = 0) -> str:
+    """`text` wrapped to `width`, continuation lines indented by `indent`."""
+    return "\n".join(textwrap.wrap(text, width, subsequent_indent=" " * indent, break_on_hyphens=False)) or text
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:max(width - 1, 0)] + "…"
 
 
 def _time(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
 
 
-def _columns(rows: list[list[str]], right: set[int]) -> str:
+def _columns(rows: list[list[str]], right: set[int], width: int) -> str:
+    """Aligned columns; when too wide, the first column is cut to fit."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    excess = sum(widths) + 2 * (len(widths) - 1) - width
+    if excess > 0:
+        widths[0] = max(widths[0] - excess, 8)
     lines = []
     for row in rows:
-        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        cells = [_cut(c, w).rjust(w) if i in right else _cut(c, w).ljust(w)
+                 for i, (c, w) in enumerate(zip(row, widths))]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
 
-def trace_table(traces: Iterable[Trace]) -> str:
-    """Start, entry point, duration, status, key annotations, trace id: one line per trace."""
-    rows = [["START (UTC)", "ENTRY POINT", "MS", "STATUS", "ANNOTATIONS", "TRACE ID"]]
+def trace_table(traces: Iterable[Trace], width: int = DEFAULT_WIDTH) -> str:
+    """Two lines per trace: start, duration, status and entry point; then its id and key annotations."""
+    lines = [_cut(f"{'START (UTC)':<12}  {'DURATION':>12}  {'STATUS':<8}  ENTRY POINT", width),
+             "  TRACE ID  ANNOTATIONS"]
     for t in traces:
+        lines.append(_cut(f"{_time(t.start)}  {t.duration_ms:9.1f} ms  {t.status:<8}  {t.entry}", width))
         notes = " ".join(f"{k}={t.annotation(k)}" for k in SEARCH_KEYS if k in t.annotations)
-        rows.append([_time(t.start), t.entry, f"{t.duration_ms:.1f}", t.status, notes, t.id])
-    return _columns(rows, right={2}) if len(rows) > 1 else "no traces"
+        lines.append(wrap(f"  {t.id}  {notes}".rstrip(), width, indent=len(t.id) + 4))
+    return "\n".join(lines) if len(lines) > 2 else "no traces"
 
 
-def timeline(trace: Trace, *, upstream: Iterable[Trace] = (), downstream: Iterable[Trace] = ()) -> str:
+def timeline(trace: Trace, *, upstream: Iterable[Trace] = (), downstream: Iterable[Trace] = (),
+             width: int = DEFAULT_WIDTH) -> str:
     """The trace (and those linked to it) as an indented timeline: offset, duration, status, name."""
     shown = [*upstream, trace, *downstream]
     origin = min(t.start for t in shown)
     lines = []
     for member in shown:
         role = "" if member is trace else " (linked)"
-        lines.append(f"trace {member.id}{role}  {member.entry}  {member.duration_ms:.1f} ms  {member.status}")
+        lines.append(wrap(f"trace {member.id}{role}  {member.entry}  {member.duration_ms:.1f} ms  {member.status}",
+                          width, indent=2))
         for span in member.spans:
             notes = " ".join(f"{k}={v}" for k, v in sorted(span.annotations.items()))
             flag = "" if span.status == "ok" else f" [{span.status.upper()}]"
             cause = f"  ! {span.cause}" if span.cause else ""
-            lines.append(f"  +{(span.start - origin) * 1000:9.1f} ms {span.duration_ms:9.1f} ms  "
-                         f"{'  ' * span.depth}{span.name}{flag}{'  ' + notes if notes else ''}{cause}")
+            prefix = f"  +{(span.start - origin) * 1000:9.1f} ms {span.duration_ms:9.1f} ms  {'  ' * span.depth}"
+            line = f"{prefix}{span.name}{flag}{'  ' + notes if notes else ''}{cause}"
+            lines.append(wrap(line, width, indent=min(len(prefix) + 2, width // 2)))
     return "\n".join(lines)
 
 
-def cost_table(costs: Iterable[FunctionCost]) -> str:
-    rows = [["FUNCTION", "MEMORY MB", "INVOCATIONS", "COLD", "ERRORS", "P50 MS", "P99 MS", "$ PER MILLION"]]
+def cost_table(costs: Iterable[FunctionCost], width: int = DEFAULT_WIDTH) -> str:
+    rows = [["FUNCTION", "MB", "CALLS", "COLD", "ERRORS", "P50 MS", "P99 MS", "$/MILLION"]]
     for c in costs:
         rows.append([c.function, str(c.memory_mb), str(c.invocations), str(c.cold_starts), str(c.errors),
                      f"{c.p50_ms:.1f}", f"{c.p99_ms:.1f}", f"{c.cost_per_million:,.2f}"])
     if len(rows) == 1:
         return "no function invocations in these traces"
-    return _columns(rows, right=set(range(1, 8)))
+    return _columns(rows, right=set(range(1, 8)), width=width)

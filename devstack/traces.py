@@ -5,9 +5,9 @@ code serves the local stack (moto) and real X-Ray. moto evaluates no filter expr
 returns summaries without annotations, so filtering happens here, on the full documents.
 
 The shapes read:
-- our own invocation segments (origin AWS::Lambda::Function, written by the app's tracer in the
-  local stack) and, on AWS, Lambda's AWS::Lambda (service) and AWS::Lambda::Function segments,
-  whose `Initialization` subsegment marks a cold start;
+- Lambda's AWS::Lambda::Function segments (written by Lambda on AWS, by devstack/lambda_tracing.py
+  locally), whose `Initialization` subsegment marks a cold start, and on AWS also Lambda's
+  AWS::Lambda (service) segments;
 - `cold_start` annotations the tracer sets on a container's first invocation;
 - `links` (`[{"trace_id", "id"}]`) on a segment: the producer traces an SQS-triggered invocation
   was linked to.
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 __all__ = [
-    "SEARCH_KEYS", "Span", "Invocation", "Trace", "Clause", "FilterError", "FunctionCost", "assemble", "parse_filter",
+    "SEARCH_KEYS", "segment_documents", "Span", "Invocation", "Trace", "Clause", "FilterError", "FunctionCost", "assemble", "parse_filter",
     "matches", "select", "related", "linked", "function_costs", "percentile", "handler_name",
     "LAMBDA_REQUEST_PRICE", "LAMBDA_GB_SECOND_PRICE", "API_GATEWAY_REST_PRICE",
 ]
@@ -106,11 +106,12 @@ class Trace:
                 "links": list(self.links), "functions": list(self.functions)}
 
 
-def _documents(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+def segment_documents(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The trace's segment documents, with subsegments the SDK streamed apart put back in place.
 
     The SDK sends a subsegment as its own document (`"type": "subsegment"`, naming its
-    `parent_id`) once its segment holds many; X-Ray joins them to their segment, moto does not.
+    `parent_id`) once its segment holds many, and on Lambda every one (the function segment is
+    Lambda's); X-Ray joins them to their segment, moto does not.
     """
     documents = []
     for segment in raw.get("Segments", []):
@@ -211,8 +212,8 @@ def _invocation_ms(document: Mapping[str, Any]) -> float:
     # On AWS the function segment also spans Initialization and Overhead; Invocation is the handler.
     for child in document.get("subsegments", []):
         if child.get("name") == "Invocation" and "end_time" in child:
-            return (child["end_time"] - child["start_time"]) * 1000
-    return (document.get("end_time", document.get("start_time", 0)) - document.get("start_time", 0)) * 1000
+            return float(child["end_time"] - child["start_time"]) * 1000
+    return float(document.get("end_time", document.get("start_time", 0)) - document.get("start_time", 0)) * 1000
 
 
 def _failed(document: Mapping[str, Any]) -> bool:
@@ -224,7 +225,7 @@ def _failed(document: Mapping[str, Any]) -> bool:
 def assemble(raw: Mapping[str, Any]) -> Trace:
     """A Trace from one element of BatchGetTraces' `Traces`."""
     trace_id = str(raw.get("Id", ""))
-    documents = _ordered(_documents(raw))
+    documents = _ordered(segment_documents(raw))
     spans: list[Span] = []
     annotations: dict[str, dict[Any, None]] = defaultdict(dict)
     links: dict[str, None] = {}

@@ -7,13 +7,11 @@ import time
 import uuid
 from typing import Any, Callable
 
-from chalice.app import Response
-from chalice.app import Request, SQSEvent
+from chalice.app import Request, Response
 
 from chalicelib.logs import logger
 from chalicelib.bootstrap import services
 from chalicelib.entrypoints.cors import cors_headers
-from chalicelib.entrypoints.sqs_batches import sender_trace_headers
 
 __all__ = ["http_middleware", "event_middleware"]
 
@@ -33,10 +31,8 @@ def http_middleware(request: Request, get_response: Callable[[Request], Response
     request_id = _request_id(request)
     context = request.context or {}
     route = f"{request.method} {context.get('resourcePath', request.path)}"
-    function = getattr(request.lambda_context, "function_name", None) or "storefront"
     tracer = services().tracer
-    with tracer.invocation(route, function=function,
-                           trace_header=request.headers.get("x-amzn-trace-id")) as span:
+    with tracer.invocation(route) as span:
         logger.thread_safe_append_keys(request_id=request_id, trace_id=span.trace_id, route=route)
         try:
             response = get_response(request)
@@ -56,8 +52,8 @@ def http_middleware(request: Request, get_response: Callable[[Request], Response
 def event_middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
     """For queue, topic and schedule handlers: log context, and a span per invocation.
 
-    An SQS-triggered invocation is a new trace linked to the traces of its records' senders, as
-    Lambda does it (entrypoints/sqs_batches.py adds a subsegment per record).
+    Lambda opens the invocation's segment (for an SQS batch, a new trace linked to the traces of
+    its records' senders); entrypoints/sqs_batches.py adds a subsegment per record.
     """
     context = getattr(event, "context", None)
     function = getattr(context, "function_name", None) or "storefront"
@@ -66,8 +62,7 @@ def event_middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
     # "<app>-<stage>-<handler>": a handler's name is a Python identifier, so it holds no "-".
     name = f"## {function.rsplit('-', 1)[-1]}"
     try:
-        links = sender_trace_headers(event) if isinstance(event, SQSEvent) else ()
-        with services().tracer.invocation(name, function=function, links=links) as span:
+        with services().tracer.invocation(name) as span:
             logger.thread_safe_append_keys(trace_id=span.trace_id)
             return get_response(event)
     except Exception:

@@ -6,22 +6,22 @@ after maxReceiveCount); the rest of the batch is acknowledged. Handlers therefor
 what a retry can fix, or for messages that must end in the DLQ, and record permanent failures
 themselves.
 
-Tracing follows what Lambda does with an SQS trigger: an invocation is one new trace, linked to
-the traces of the messages' senders (`sender_trace_headers`, opened by entrypoints/middleware.py
-around the whole handler, so work done before or after the records is in it too); each record is
-a subsegment carrying the record's annotations. In Lambda the service opens that segment and adds
-the links; in the local stack the tracer does both, so the traces look the same in either place.
+Tracing follows Lambda: an SQS-triggered invocation is a new trace that Lambda links to the
+traces of the messages' senders; entrypoints/middleware.py opens the invocation's subsegment
+around the whole handler, and each record is a subsegment of it carrying the record's
+annotations.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from chalicelib.logs import logger
 from chalicelib.bootstrap import services
 
-__all__ = ["process_records", "json_body_of", "sender_trace_headers"]
+__all__ = ["process_records", "json_body_of"]
 
 RecordHandler = Callable[[Any], None]  # takes a Powertools SQSRecord
 
@@ -29,22 +29,6 @@ RecordHandler = Callable[[Any], None]  # takes a Powertools SQSRecord
 def json_body_of(record: Any) -> Any:
     """The record's body parsed as JSON; raises ValueError (a poison message) otherwise."""
     return json.loads(record.body)
-
-
-def sender_trace_headers(event: Any) -> list[str]:
-    """The trace headers of the senders of a Chalice SQSEvent's records (those that have one)."""
-    return [header for header in map(_trace_header, event.to_dict().get("Records", [])) if header]
-
-
-def _trace_header(record: dict[str, Any]) -> str | None:
-    """The sender's trace header of one record of Lambda's SQS event."""
-    header = (record.get("attributes") or {}).get("AWSTraceHeader")
-    if header:
-        return header
-    # SNS passes the publisher's trace on to SQS subscribers, but moto does not: senders through
-    # SNS also put the header in a message attribute of that name, which raw delivery carries.
-    attribute = (record.get("messageAttributes") or {}).get("AWSTraceHeader") or {}
-    return attribute.get("stringValue")
 
 
 def process_records(event: Any, handler: RecordHandler, *, span_name: str) -> dict[str, Any]:
@@ -64,7 +48,8 @@ def process_records(event: Any, handler: RecordHandler, *, span_name: str) -> di
                     "receive_count": record.attributes.approximate_receive_count})
                 raise
 
-    # A processor per invocation: the local stack runs invocations concurrently in threads.
+    # A processor per invocation: it holds the batch's results while it runs.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(event=event.to_dict(), record_handler=traced, processor=processor,
-                                    context=event.context)
+    response = process_partial_response(event=event.to_dict(), record_handler=traced, processor=processor,
+                                        context=event.context)
+    return dict(response)

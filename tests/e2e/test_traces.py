@@ -47,8 +47,26 @@ def _confirmed_order(stack: Any) -> dict[str, str]:
 
 
 def _make(stack: Any, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "-s", *args], cwd=ROOT, env=stack.env, capture_output=True, text=True,
+    env = {**stack.env}
+    env.pop("COLUMNS", None)  # as from a pipe: the width is unknown
+    return subprocess.run(["make", "-s", *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
+
+
+def _listed(lines: list[str]) -> dict[str, tuple[str, str]]:
+    """make traces' table by trace id: (the line with the entry point, the id line's annotations,
+    with their wrapped continuation)."""
+    traces: dict[str, tuple[str, str]] = {}
+    current = None
+    for previous, line in zip(lines, lines[1:]):
+        if line.startswith("  1-"):
+            current = line.split()[0]
+            traces[current] = (previous, line)
+        elif current and line.startswith("    ") and not line.strip().startswith("+"):
+            traces[current] = (traces[current][0], traces[current][1] + line)
+        elif not line.startswith(" "):
+            current = None
+    return traces
 
 
 def _both(traces: list[dict[str, Any]]) -> bool:
@@ -133,9 +151,11 @@ def test_an_operator_finds_the_same_path_in_the_terminal(stack):
     listed = _make(stack, "traces", f'FILTER=order_id = "{order["order_id"]}"')
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
-    rows = [line for line in lines if order["order_id"] in line]
-    assert any(" api_handler POST /orders " in row and order["trace_id"] in row for row in rows)
-    assert any(" storefront-dev-consume_orders ## consume_orders " in row for row in rows)
+    assert all(len(line) <= 100 for line in lines)  # not a terminal: 100 columns
+    traces = _listed(lines)
+    assert traces[order["trace_id"]][0].endswith(" api_handler POST /orders")
+    assert all(order["order_id"] in annotations for _, annotations in traces.values())
+    assert any(entry.endswith(" storefront-dev-consume_orders ## consume_orders") for entry, _ in traces.values())
     assert any(line.startswith("storefront-dev-consume_orders ") for line in lines)  # the cost table
 
     timeline = _make(stack, "traces", f"TRACE={order['trace_id']}")

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
+
+from devstack.traces import segment_documents as assembled_documents
 
 __all__ = ["segment_documents", "wait_for_segment"]
 
 
 def segment_documents(xray: Any, since: datetime) -> list[dict[str, Any]]:
-    """Every segment document of the traces that started after `since`."""
+    """Every segment document of the traces that started after `since`, with the subsegments sent
+    on their own put back under their parents, as X-Ray does (moto keeps them apart)."""
     ids = [s["Id"] for s in xray.get_trace_summaries(
         StartTime=since, EndTime=datetime.now(timezone.utc) + timedelta(minutes=1))["TraceSummaries"]]
     documents = []
     for start in range(0, len(ids), 5):  # BatchGetTraces takes at most 5 ids
         for trace in xray.batch_get_traces(TraceIds=ids[start:start + 5])["Traces"]:
-            documents += [json.loads(s["Document"]) for s in trace["Segments"]]
+            documents += assembled_documents(trace)
     return documents
 
 

@@ -242,13 +242,21 @@ def test_when_the_answer_of_sqs_is_lost_the_order_is_a_503_and_withdrawn(api, st
 
 
 @pytest.fixture
-def traced() -> Iterator[None]:
-    """The app with X-Ray tracing on (segments go to the SDK's UDP emitter: nobody listens)."""
+def traced(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The app with X-Ray tracing on, in a segment Lambda opened and handed over in _X_AMZN_TRACE_ID
+    (the SDK's UDP emitter sends to a daemon nobody runs)."""
+    from aws_xray_sdk.core import xray_recorder
+    from aws_xray_sdk.core.lambda_launcher import LambdaContext
+
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-6b046abd-00000000000000000000abcd;Parent=00000000000000f1;Sampled=1")
+    previous = xray_recorder.context
+    xray_recorder.configure(context=LambdaContext())  # what the SDK does when it finds LAMBDA_TASK_ROOT
     install_app(tracer=XRayTracer(service="storefront"))
     try:
         yield
     finally:
         install_app()
+        xray_recorder.configure(context=previous)
 
 
 def test_the_message_carries_the_trace_of_the_request_that_placed_the_order(api, alice, bob, orders_queue, traced):

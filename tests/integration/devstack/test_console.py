@@ -116,3 +116,13 @@ def test_cost_per_function_is_served_and_shown_on_the_list_page(viewer, order):
 def test_without_the_emulator_it_serves_traces_only(viewer):
     assert requests.get(f"{viewer}/api/schedules", timeout=10).status_code == 404
     assert json.loads(requests.post(f"{viewer}/api/schedules/cleanup/fire", timeout=10).text)["Code"] == "NotFoundError"
+
+
+def test_the_page_says_a_filter_is_ignored_only_when_it_lists_the_traces_unfiltered(viewer, order):
+    unreadable = requests.get(viewer, params={"filter": f"order_id = {order['order_id']}"}, timeout=10).text
+    unmatched = requests.get(viewer, params={"filter": 'order_id = "o-nobody"'}, timeout=10).text
+
+    assert "filter ignored" in unreadable
+    assert order["api"] in unreadable and order["other"] in unreadable
+    assert "filter ignored" not in unmatched
+    assert order["api"] not in unmatched

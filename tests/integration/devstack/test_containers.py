@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from devstack.containers import ContainerError, ContainerTimedOut, ProcessContainers
-from devstack.events import FunctionSettings, LambdaContext
+from devstack.lambda_context import FunctionSettings, LambdaContext
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -17,7 +17,7 @@ import boto3
 import pytest
 from chalice import Chalice, Rate
 
-from devstack.events import (
+from devstack.emulator import (
     EventSourceEmulator,
     FunctionSettings,
     FunctionTimedOut,
@@ -444,7 +444,7 @@ def test_a_raised_exception_retries_the_whole_batch_and_is_logged(sqs, emulate, 
         if len(calls.events) == 1:
             raise RuntimeError("boom")
 
-    with caplog.at_level(logging.ERROR, logger="devstack.events"):
+    with caplog.at_level(logging.ERROR, logger="devstack.emulator"):
         emulator = emulate(app, retry_delay_seconds=0)
         wait_until(lambda: len(calls.deliveries()) == 6, what="three records twice")
         wait_until(lambda: depth(sqs, url) == 0, what="the queue to empty")
@@ -687,7 +687,7 @@ def test_a_failing_sns_handler_is_tried_three_times_then_the_event_is_kept_aside
         calls.record(event)
         raise RuntimeError("downstream is down")
 
-    with caplog.at_level(logging.ERROR, logger="devstack.events"):
+    with caplog.at_level(logging.ERROR, logger="devstack.pollers"):
         emulator = emulate(app, retry_delay_seconds=0)
         sns.publish(TopicArn=topic_arn, Message="important")
         failures_url = sqs.get_queue_url(QueueName=f"{PREFIX}{name}-async-failures")["QueueUrl"]

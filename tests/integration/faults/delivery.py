@@ -23,7 +23,8 @@ from typing import Any
 
 from chalice.app import SQSEventConfig
 
-from devstack.events import FunctionSettings, LambdaContext, _build_middleware_chain
+from devstack.invocations import build_middleware_chain
+from devstack.lambda_context import FunctionSettings, LambdaContext
 from tests.integration.faults.injection import running
 from tests.support.sqs import LambdaQueue
 
@@ -133,7 +134,7 @@ class Delivery:
     def _invoke(self, handler: str, event: dict[str, Any]) -> Any:
         """The handler's response, or the exception that ended the invocation."""
         function = self._app.handler_map[handler]
-        _build_middleware_chain(function)  # Chalice builds it lazily, unsafely for two threads
+        build_middleware_chain(function)  # Chalice builds it lazily, unsafely for two threads
         token = running.set(handler)
         try:
             return function(event, _context(handler))

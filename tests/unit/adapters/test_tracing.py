@@ -1,16 +1,21 @@
-"""The X-Ray tracer outside Lambda (the local stack): continued traces, linked traces, cold starts."""
+"""The X-Ray tracer inside the segment Lambda opened: a subsegment per invocation, cold starts,
+errors, the header for the next hop; and outside any trace, nothing recorded and nothing broken."""
 
 from __future__ import annotations
 
 import json
-import threading
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aws_xray_sdk.core import xray_recorder
+from aws_xray_sdk.core.context import Context
+from aws_xray_sdk.core.lambda_launcher import LambdaContext
 
-from chalicelib.adapters.tracing import XRayTracer
+from chalicelib.adapters.tracing import XRayTracer, parse_trace_header
+
+ROOT = "1-6b046abd-000000000000000000000001"
+FUNCTION_SEGMENT = "00000000000000f1"
 
 
 class CapturingEmitter:
@@ -34,102 +39,85 @@ class CapturingEmitter:
         return 2000
 
 
-@pytest.fixture
-def traced(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[XRayTracer, CapturingEmitter]]:
-    monkeypatch.delenv("LAMBDA_TASK_ROOT", raising=False)
-    tracer = XRayTracer(service="storefront")
-    from aws_xray_sdk.core import xray_recorder
-
-    emitter = CapturingEmitter()
-    previous = xray_recorder._emitter
-    xray_recorder.configure(emitter=emitter)
+def _recorder_as(context: Any, emitter: CapturingEmitter) -> Iterator[None]:
+    previous = (xray_recorder.context, xray_recorder.emitter, xray_recorder.streaming_threshold)
+    # What the SDK sets up itself when it finds LAMBDA_TASK_ROOT (streaming every subsegment).
+    xray_recorder.configure(context=context, emitter=emitter, streaming_threshold=0)
     try:
-        yield tracer, emitter
+        yield
     finally:
-        xray_recorder.configure(emitter=previous)
+        xray_recorder.configure(context=previous[0], emitter=previous[1], streaming_threshold=previous[2])
 
 
-def _header(n: int) -> str:
-    return f"Root=1-6b046abd-{n:024x};Parent={n:016x};Sampled=1"
+@pytest.fixture
+def emitter() -> CapturingEmitter:
+    return CapturingEmitter()
 
 
-def _function() -> str:
-    return f"storefront-test-{uuid.uuid4().hex[:8]}"  # the tracer remembers which functions ran
+@pytest.fixture
+def in_lambda(monkeypatch: pytest.MonkeyPatch, emitter: CapturingEmitter) -> Iterator[None]:
+    """An invocation whose segment Lambda opened and handed over in _X_AMZN_TRACE_ID."""
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", f"Root={ROOT};Parent={FUNCTION_SEGMENT};Sampled=1")
+    yield from _recorder_as(LambdaContext(), emitter)
 
 
-def test_an_http_invocation_continues_the_callers_trace(traced):
-    tracer, emitter = traced
-    with tracer.invocation("GET /health", function=_function(), trace_header=_header(1)) as span:
-        assert span.trace_id == "1-6b046abd-000000000000000000000001"
+def test_an_invocation_is_a_subsegment_of_the_segment_lambda_opened(in_lambda, emitter):
+    tracer = XRayTracer(service="storefront")
+    with tracer.invocation("GET /health") as span:
+        assert span.trace_id == ROOT
 
-    [segment] = emitter.documents
-    assert (segment["trace_id"], segment["parent_id"]) == ("1-6b046abd-000000000000000000000001", f"{1:016x}")
-    assert "links" not in segment
-
-
-def test_a_queue_invocation_starts_its_own_trace_linked_to_each_sender_once(traced):
-    tracer, emitter = traced
-    with tracer.invocation("## consume_orders", function=_function(), links=[_header(1), _header(2), _header(1)]):
-        pass
-
-    [segment] = emitter.documents
-    assert segment["trace_id"] not in ("1-6b046abd-000000000000000000000001", "1-6b046abd-000000000000000000000002")
-    assert "parent_id" not in segment
-    assert segment["origin"] == "AWS::Lambda::Function"
-    assert segment["links"] == [{"trace_id": "1-6b046abd-000000000000000000000001", "id": f"{1:016x}"},
-                                {"trace_id": "1-6b046abd-000000000000000000000002", "id": f"{2:016x}"}]
+    [invocation] = emitter.documents
+    assert (invocation["type"], invocation["name"]) == ("subsegment", "GET /health")
+    assert (invocation["trace_id"], invocation["parent_id"]) == (ROOT, FUNCTION_SEGMENT)
 
 
-def test_a_segment_links_to_at_most_twenty_traces_as_xray_allows(traced):
-    tracer, emitter = traced
-    with tracer.invocation("## import_chunk", function=_function(), links=[_header(n) for n in range(1, 26)]):
-        pass
-
-    assert len(emitter.documents[0]["links"]) == 20
-
-
-def _cold_marks(emitter: CapturingEmitter) -> list[Any]:
-    return [d["subsegments"][0].get("annotations", {}).get("cold_start") for d in emitter.documents]
-
-
-def test_an_invocation_reuses_an_idle_container_and_only_a_new_one_is_a_cold_start(traced):
-    tracer, emitter = traced
-    function, other = _function(), _function()
-    for name in (function, function, other):
-        with tracer.invocation("## work", function=name):
+def test_only_a_containers_first_invocation_is_a_cold_start(in_lambda, emitter):
+    tracer = XRayTracer(service="storefront")  # made once per container
+    for name in ("## first", "## second"):
+        with tracer.invocation(name):
             pass
 
-    assert _cold_marks(emitter) == [True, None, True]
+    marks = [d.get("annotations", {}).get("cold_start") for d in emitter.documents]
+    assert marks == [True, None]
 
 
-def test_invocations_running_at_once_each_need_a_container_as_in_lambda(traced):
-    tracer, emitter = traced
-    function = _function()
-    both_running = threading.Barrier(2, timeout=10)
-
-    def invoke(name: str) -> None:
-        with tracer.invocation(name, function=function):
-            both_running.wait()
-
-    threads = [threading.Thread(target=invoke, args=(f"## at once {n}",)) for n in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    with tracer.invocation("## later", function=function):
-        pass
-
-    marks = {d["subsegments"][0]["name"]: d["subsegments"][0].get("annotations", {}).get("cold_start")
-             for d in emitter.documents}
-    assert marks == {"## at once 0": True, "## at once 1": True, "## later": None}
-
-
-def test_an_exception_marks_the_invocation_a_fault_with_its_cause(traced):
-    tracer, emitter = traced
+def test_an_exception_marks_the_invocation_a_fault_with_its_cause(in_lambda, emitter):
+    tracer = XRayTracer(service="storefront")
     with pytest.raises(RuntimeError):
-        with tracer.invocation("## cleanup", function=_function()):
+        with tracer.invocation("## cleanup"):
             raise RuntimeError("disk on fire")
 
-    handler = emitter.documents[0]["subsegments"][0]
-    assert handler["fault"] is True
-    assert handler["cause"]["exceptions"][0]["message"] == "disk on fire"
+    [invocation] = emitter.documents
+    assert invocation["fault"] is True
+    assert invocation["cause"]["exceptions"][0]["message"] == "disk on fire"
+
+
+def test_the_header_for_the_next_hop_names_the_current_subsegment_in_lambdas_trace(in_lambda, emitter):
+    tracer = XRayTracer(service="storefront")
+    with tracer.invocation("POST /orders"), tracer.subsegment("send"):
+        header = parse_trace_header(tracer.propagation_header())
+
+    send = next(d for d in emitter.documents if d["name"] == "send")
+    assert header == {"Root": ROOT, "Parent": send["id"], "Sampled": "1"}
+
+
+def test_annotations_land_on_the_invocation(in_lambda, emitter):
+    tracer = XRayTracer(service="storefront")
+    with tracer.invocation("POST /orders"):
+        tracer.annotate(order_id="o-1", owner=None)
+
+    assert emitter.documents[0]["annotations"] == {"cold_start": True, "order_id": "o-1"}
+
+
+def test_outside_any_trace_nothing_is_recorded_and_nothing_fails(emitter):
+    tracer = XRayTracer(service="storefront")
+    for _ in _recorder_as(Context(context_missing="IGNORE_ERROR"), emitter):
+        with tracer.invocation("GET /health") as span:
+            span.annotate(order_id="o-1")
+            span.set_status(200)
+            with tracer.subsegment("work"):
+                tracer.annotate(step="one")
+        assert span.trace_id is None
+        assert tracer.propagation_header() is None
+
+    assert emitter.documents == []

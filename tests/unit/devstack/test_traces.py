@@ -167,10 +167,10 @@ def test_the_terminal_shows_a_table_an_indented_timeline_with_the_linked_trace_a
     mine = assemble(consumer("o-1"))
 
     table = trace_table([mine, api])
-    assert table.splitlines()[0].split()[:3] == ["START", "(UTC)", "ENTRY"]
+    assert table.splitlines()[0].split()[:3] == ["START", "(UTC)", "DURATION"]
     assert "order_id=o-1" in table and API_TRACE in table and "fault" in table
 
-    lines = timeline(api, downstream=[mine]).splitlines()
+    lines = timeline(api, downstream=[mine], width=200).splitlines()
     assert lines[0].startswith(f"trace {API_TRACE}")
     assert any(line.endswith("    POST /orders [FAULT]  order_id=o-1 owner=alice product_id=p-1  ! RuntimeError: boom")
                for line in lines)
@@ -179,3 +179,16 @@ def test_the_terminal_shows_a_table_an_indented_timeline_with_the_linked_trace_a
 
     costs = cost_table(function_costs([api, mine], memory_mb=lambda f: 128, is_api=lambda f: f == "api_handler"))
     assert costs.splitlines()[1].split()[:6] == ["api_handler", "128", "1", "0", "1", "101.0"]
+
+
+def test_the_terminal_views_fit_the_width_keeping_trace_ids_whole():
+    api = assemble(api_order("o-1", fault=True))
+    mine = assemble(consumer("o-1"))
+    costs = function_costs([api, mine], memory_mb=lambda f: 128, is_api=lambda f: f == "api_handler")
+
+    table = trace_table([mine, api], width=80)
+    views = [table, timeline(api, downstream=[mine], width=80), cost_table(costs, width=80)]
+
+    assert all(len(line) <= 80 for view in views for line in view.splitlines())
+    assert any(line.strip().startswith(API_TRACE) for line in table.splitlines())
+    assert "RuntimeError: boom" in " ".join(views[1].split())  # wrapped, not cut

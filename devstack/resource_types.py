@@ -1,0 +1,567 @@
+"""The resource types the local provisioner creates, each the way CloudFormation creates it.
+
+Why one file of ~500 lines: it is one table (`SUPPORTED_TYPES`) and, per resource type, the
+creator and the property lists it accepts, all sharing one small contract (`ResourceContext` in,
+`Created` out). Each section mirrors CloudFormation's property names for one service and is read
+against that service's CloudFormation page; splitting by service would scatter the table and the
+shared helpers without making any part shorter to read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+
+from devstack.template import StackIdentity, TemplateError, physical_name
+
+__all__ = [
+    "IGNORED_PROPERTIES",
+    "NO_SUCH_QUEUE",
+    "SUPPORTED_TYPES",
+    "Created",
+    "ResourceContext",
+    "ResourceType",
+    "error_code",
+    "local_client",
+]
+
+DYNAMODB_TABLE = "AWS::DynamoDB::Table"
+SQS_QUEUE = "AWS::SQS::Queue"
+SQS_QUEUE_POLICY = "AWS::SQS::QueuePolicy"
+S3_BUCKET = "AWS::S3::Bucket"
+SNS_TOPIC = "AWS::SNS::Topic"
+SNS_SUBSCRIPTION = "AWS::SNS::Subscription"
+USER_POOL = "AWS::Cognito::UserPool"
+USER_POOL_CLIENT = "AWS::Cognito::UserPoolClient"
+
+# Properties with no local meaning: moto neither encrypts, backs up nor bills, and tags change
+# no behaviour the app can see.
+IGNORED_PROPERTIES: Mapping[str, frozenset[str]] = {
+    DYNAMODB_TABLE: frozenset(
+        {"PointInTimeRecoverySpecification", "SSESpecification", "ContributorInsightsSpecification", "Tags"}
+    ),
+    SQS_QUEUE: frozenset({"SqsManagedSseEnabled", "KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds", "Tags"}),
+    S3_BUCKET: frozenset({"Tags"}),
+    SNS_TOPIC: frozenset({"KmsMasterKeyId", "Tags"}),
+    USER_POOL: frozenset({"UserPoolTags"}),
+}
+
+
+_SESSION_LOCK = threading.Lock()
+_SESSION: boto3.session.Session | None = None
+
+
+def local_client(service: str, endpoint_url: str, region: str) -> BaseClient:
+    """A client for the local stand-in, made from one shared session.
+
+    Each new session reloads botocore's data files, which made provisioning several times
+    slower than its calls; sessions are not thread-safe, hence the lock.
+    """
+    global _SESSION
+    with _SESSION_LOCK:
+        if _SESSION is None:
+            _SESSION = boto3.session.Session()
+        # The stand-in takes any credentials. The app's (from env) keep both in the same moto
+        # account; without them, dummy ones spare a walk of the real credential chain.
+        client: BaseClient = _SESSION.client(  # type: ignore[call-overload]
+            service,
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+            aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        )
+        return client
+
+
+class ResourceContext:
+    """What a creator needs: the stack's identity, clients for the stand-in, physical names."""
+
+    def __init__(self, stack: StackIdentity, endpoint_url: str) -> None:
+        self.stack = stack
+        self.endpoint_url = endpoint_url
+        self.clients: dict[str, BaseClient] = {}
+
+    def client(self, service: str) -> Any:
+        if service not in self.clients:
+            self.clients[service] = local_client(service, self.endpoint_url, self.stack.region)
+        return self.clients[service]
+
+    def name(self, logical_id: str, *, max_length: int, lowercase: bool = False, suffix: str = "") -> str:
+        return physical_name(self.stack.name, logical_id, max_length=max_length, lowercase=lowercase, suffix=suffix)
+
+
+@dataclass(frozen=True)
+class Created:
+    ref: str
+    attributes: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    properties: frozenset[str]
+    attributes: frozenset[str]
+    create: Callable[[ResourceContext, str, dict[str, Any]], Created]
+    required: frozenset[str] = frozenset()
+    # Checks on the unevaluated properties, so that problems surface before anything is created.
+    validate: Callable[[str, Mapping[str, Any]], None] | None = None
+
+
+NO_SUCH_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+
+
+def error_code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def _attribute_value(value: Any) -> str:
+    """SQS and SNS attributes are strings; CloudFormation lets templates give JSON values."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _only(props: Mapping[str, Any], keys: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in props.items() if k in keys}
+
+
+# --- DynamoDB ---------------------------------------------------------------------------------
+
+_TABLE_PASS_THROUGH = frozenset(
+    {
+        "AttributeDefinitions",
+        "KeySchema",
+        "BillingMode",
+        "ProvisionedThroughput",
+        "LocalSecondaryIndexes",
+        "TableClass",
+        "DeletionProtectionEnabled",
+    }
+)
+
+
+def _create_table(ctx: ResourceContext, logical_id: str, props: dict[str, Any]) -> Created:
+    ddb = ctx.client("dynamodb")
+    name = props.get("TableName") or ctx.name(logical_id, max_length=255)
+    try:
+        table = ddb.describe_table(TableName=name)["Table"]
+    except ddb.exceptions.ResourceNotFoundException:
+        params = _only(props, _TABLE_PASS_THROUGH)
+        params.setdefault("BillingMode", "PROVISIONED")
+        if "GlobalSecondaryIndexes" in props:
+            params["GlobalSecondaryIndexes"] = [
+                {k: v for k, v in index.items() if k != "ContributorInsightsSpecification"}
+                for index in props["GlobalSecondaryIndexes"]
+            ]
+        if "StreamSpecification" in props:
+            params["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+        table = ddb.create_table(TableName=name, **params)["TableDescription"]
+    if "TimeToLiveSpecification" in props:
+        _ensure_ttl(ddb, name, props["TimeToLiveSpecification"])
+    attributes = {"Arn": table["TableArn"]}
+    if table.get("LatestStreamArn"):
+        attributes["StreamArn"] = table["LatestStreamArn"]
+    return Created(name, attributes)
+
+
+def _ensure_ttl(ddb: Any, table_name: str, spec: Mapping[str, Any]) -> None:
+    # Real DynamoDB refuses to re-enable TTL that is already on, so change only what differs.
+    current = ddb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
+    enabled = current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
+    wanted = bool(spec.get("Enabled"))
+    if wanted == enabled and (not wanted or current.get("AttributeName") == spec["AttributeName"]):
+        return
+    ddb.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={"AttributeName": spec["AttributeName"], "Enabled": wanted},
+    )
+
+
+# --- SQS --------------------------------------------------------------------------------------
+
+_QUEUE_ATTRIBUTES = frozenset(
+    {
+        "DelaySeconds",
+        "MaximumMessageSize",
+        "MessageRetentionPeriod",
+        "ReceiveMessageWaitTimeSeconds",
+        "VisibilityTimeout",
+        "RedrivePolicy",
+        "RedriveAllowPolicy",
+        "FifoQueue",
+        "ContentBasedDeduplication",
+        "DeduplicationScope",
+        "FifoThroughputLimit",
+    }
+)
+
+
+def _create_queue(ctx: ResourceContext, logical_id: str, props: dict[str, Any]) -> Created:
+    sqs = ctx.client("sqs")
+    fifo = _attribute_value(props.get("FifoQueue", False)) == "true"
+    name = props.get("QueueName") or ctx.name(logical_id, max_length=80, suffix=".fifo" if fifo else "")
+    attributes = {k: _attribute_value(v) for k, v in _only(props, _QUEUE_ATTRIBUTES).items()}
+    try:
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as err:
+        if error_code(err) not in NO_SUCH_QUEUE:
+            raise
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    else:
+        # FifoQueue cannot change after creation; the rest is brought in line with the template.
+        mutable = {k: v for k, v in attributes.items() if k != "FifoQueue"}
+        if mutable:
+            sqs.set_queue_attributes(QueueUrl=url, Attributes=mutable)
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return Created(url, {"Arn": arn, "QueueName": name, "QueueUrl": url})
+
+
+def _create_queue_policy(ctx: ResourceContext, logical_id: str, props: dict[str, Any]) -> Created:
+    sqs = ctx.client("sqs")
+    policy = _attribute_value(props["PolicyDocument"])
+    for url in props["Queues"]:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
+    return Created(ctx.name(logical_id, max_length=255), {})
+
+
+# --- S3 ---------------------------------------------------------------------------------------
+
+
+def _create_bucket(ctx: ResourceContext, logical_id: str, props: dict[str, Any]) -> Created:
+    s3 = ctx.client("s3")
+    name = props.get("BucketName") or ctx.name(logical_id, max_length=63, lowercase=True)
+    try:
+        s3.head_bucket(Bucket=name)
+    except ClientError as err:
+        if error_code(err) not in ("404", "NoSuchBucket"):
+            raise
+        params: dict[str, Any] = {"Bucket": name}
+        if ctx.stack.region != "us-east-1":
+            params["CreateBucketConfiguration"] = {"LocationConstraint": ctx.stack.region}
+        s3.create_bucket(**params)
+    if "OwnershipControls" in props:
+        s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=props["OwnershipControls"])
+    if "PublicAccessBlockConfiguration" in props:
+        s3.put_public_access_block(
+            Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+        )
+    if "BucketEncryption" in props:
+        s3.put_bucket_encryption(
+            Bucket=name, ServerSideEncryptionConfiguration=_encryption_configuration(props["BucketEncryption"])
+        )
+    if "LifecycleConfiguration" in props:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=name, LifecycleConfiguration=_lifecycle_configuration(props["LifecycleConfiguration"])
+        )
+    if "VersioningConfiguration" in props:
+        s3.put_bucket_versioning(
+            Bucket=name, VersioningConfiguration={"Status": props["VersioningConfiguration"]["Status"]}
+        )
+    if "NotificationConfiguration" in props:
+        wanted = _notification_configuration(props["NotificationConfiguration"])
+        # S3 announces every configuration change with an s3:TestEvent on each target, so a
+        # re-run that changes nothing must not put it again.
+        if _current_notifications(s3, name) != _comparable_notifications(wanted):
+            s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration=wanted)
+    partition, region = ctx.stack.partition, ctx.stack.region
+    suffix = ctx.stack.pseudo_parameters()["AWS::URLSuffix"]
+    return Created(
+        name,
+        {
+            "Arn": f"arn:{partition}:s3:::{name}",
+            "DomainName": f"{name}.s3.{suffix}",
+            "RegionalDomainName": f"{name}.s3.{region}.{suffix}",
+        },
+    )
+
+
+def _encryption_configuration(encryption: Mapping[str, Any]) -> dict[str, Any]:
+    """CloudFormation's BucketEncryption in the shape of S3's API (the default rule is renamed)."""
+    rules = []
+    for rule in encryption["ServerSideEncryptionConfiguration"]:
+        rule = dict(rule)
+        if "ServerSideEncryptionByDefault" in rule:
+            rule["ApplyServerSideEncryptionByDefault"] = rule.pop("ServerSideEncryptionByDefault")
+        rules.append(rule)
+    return {"Rules": rules}
+
+
+# CloudFormation's lifecycle rule keys the provisioner translates; others are refused by name.
+_LIFECYCLE_RULE_KEYS = frozenset({"Id", "Status", "Prefix", "AbortIncompleteMultipartUpload", "ExpirationInDays"})
+
+
+def _lifecycle_configuration(lifecycle: Mapping[str, Any]) -> dict[str, Any]:
+    """CloudFormation's LifecycleConfiguration in the shape of S3's API (Id -> ID, Prefix -> Filter)."""
+    rules = []
+    for rule in lifecycle["Rules"]:
+        api_rule: dict[str, Any] = {"Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
+        if "Id" in rule:
+            api_rule["ID"] = rule["Id"]
+        if "AbortIncompleteMultipartUpload" in rule:
+            api_rule["AbortIncompleteMultipartUpload"] = dict(rule["AbortIncompleteMultipartUpload"])
+        if "ExpirationInDays" in rule:
+            api_rule["Expiration"] = {"Days": rule["ExpirationInDays"]}
+        rules.append(api_rule)
+    return {"Rules": rules}
+
+
+_NOTIFICATION_TARGETS = {"QueueConfigurations": ("Queue", "QueueArn"), "TopicConfigurations": ("Topic", "TopicArn")}
+
+
+def _validate_bucket(logical_id: str, props: Mapping[str, Any]) -> None:
+    for rule in props.get("LifecycleConfiguration", {}).get("Rules", []):
+        unknown_keys = sorted(set(rule) - _LIFECYCLE_RULE_KEYS)
+        if unknown_keys:
+            raise TemplateError(f"{logical_id}: lifecycle rule keys not supported locally: {', '.join(unknown_keys)}")
+    config = props.get("NotificationConfiguration", {})
+    unsupported = sorted(set(config) - set(_NOTIFICATION_TARGETS) - {"EventBridgeConfiguration"})
+    if unsupported:
+        # LambdaConfigurations above all: moto cannot run Lambda functions without Docker.
+        raise TemplateError(f"{logical_id}: NotificationConfiguration {', '.join(unsupported)} not supported locally")
+
+
+def _notification_configuration(config: Mapping[str, Any]) -> dict[str, Any]:
+    """CloudFormation's NotificationConfiguration in the shape of S3's API."""
+    result: dict[str, Any] = {}
+    for key, (target, api_target) in _NOTIFICATION_TARGETS.items():
+        entries = []
+        for item in config.get(key, []):
+            entry: dict[str, Any] = {api_target: item[target], "Events": [item["Event"]]}
+            rules = item.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+            if rules:
+                entry["Filter"] = {
+                    "Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}
+                }
+            entries.append(entry)
+        if entries:
+            result[key] = entries
+    if config.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+        result["EventBridgeConfiguration"] = {}
+    return result
+
+
+def _comparable_notifications(config: Mapping[str, Any]) -> dict[str, Any]:
+    comparable: dict[str, Any] = {}
+    for key in _NOTIFICATION_TARGETS:
+        entries = []
+        for entry in config.get(key, []):
+            entry = {k: v for k, v in entry.items() if k != "Id"}
+            rules = entry.get("Filter", {}).get("Key", {}).get("FilterRules")
+            if rules is not None:
+                entry["Filter"] = {
+                    "Key": {"FilterRules": [{"Name": r["Name"].lower(), "Value": r["Value"]} for r in rules]}
+                }
+            entries.append(entry)
+        if entries:
+            comparable[key] = sorted(entries, key=lambda e: json.dumps(e, sort_keys=True))
+    if "EventBridgeConfiguration" in config:
+        comparable["EventBridgeConfiguration"] = {}
+    return comparable
+
+
+def _current_notifications(s3: Any, bucket: str) -> dict[str, Any]:
+    current = s3.get_bucket_notification_configuration(Bucket=bucket)
+    current.pop("ResponseMetadata", None)
+    return _comparable_notifications(current)
+
+
+# --- SNS --------------------------------------------------------------------------------------
+
+_TOPIC_ATTRIBUTES = frozenset({"DisplayName", "FifoTopic", "ContentBasedDeduplication"})
+
+
+def _create_topic(ctx: ResourceContext, logical_id: str, props: dict[str, Any]) -> Created:
+    fifo = _attribute_value(props.get("FifoTopic", False)) == "true"
+    name = props.get("TopicName") or ctx.name(logical_id, max_length=256, suffix=".fifo" if fifo else "")
+    attributes = {k: _attribute_value(v) for k, v in _only(props, _TOPIC_ATTRIBUTES).items()}
+    # CreateTopic is idempotent: the same name gives the same topic.
+    arn = ctx.client("sns").create_topic(Name=name, Attributes=attributes)["TopicArn"]
+    return Created(arn, {"TopicArn": arn, "TopicName": name})
+
+
+_SUBSCRIPTION_ATTRIBUTES = frozenset({"RawMessageDelivery", "FilterPolicy", "FilterPolicyScope", "RedrivePolicy"})
+# Lambda and HTTP endpoints need more than moto delivers locally; SQS is what the stack wires.
+_SUBSCRIPTION_PROTOCOLS = frozenset({"sqs"})
+
+
+def _validate_subscription(logical_id: str, props: Mapping[str, Any]) -> None:
+    if props["Protocol"] not in _SUBSCRIPTION_PROTOCOLS:
+        raise TemplateError(f"{logical_id}: SNS protocol {props['Protocol']!r} is not supported locally")
+
+
+def _create_subscription(ctx: ResourceContext, logical_id: str, props: dict[str, Any]) -> Created:
+    sns = ctx.client("sns")
+    # Subscribe is idempotent for the same topic, protocol and endpoint.
+    arn = sns.subscribe(
+        TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"], ReturnSubscriptionArn=True
+    )["SubscriptionArn"]
+    for key, value in _only(props, _SUBSCRIPTION_ATTRIBUTES).items():
+        sns.set_subscription_attributes(SubscriptionArn=arn, AttributeName=key, AttributeValue=_attribute_value(value))
+    return Created(arn, {"Arn": arn})
+
+
+# --- Cognito ----------------------------------------------------------------------------------
+
+# CloudFormation and CreateUserPool share these names and shapes (UserPoolName is PoolName).
+_USER_POOL_PASS_THROUGH = frozenset(
+    {
+        "Policies",
+        "UsernameConfiguration",
+        "AdminCreateUserConfig",
+        "AutoVerifiedAttributes",
+        "AliasAttributes",
+        "UsernameAttributes",
+        "Schema",
+        "MfaConfiguration",
+        "AccountRecoverySetting",
+        "VerificationMessageTemplate",
+        "UserAttributeUpdateSettings",
+        "DeviceConfiguration",
+        "DeletionProtection",
+    }
+)
+
+
+def _create_user_pool(ctx: ResourceContext, logical_id: str, props: dict[str, Any]) -> Created:
+    idp = ctx.client("cognito-idp")
+    name = props.get("UserPoolName") or ctx.name(logical_id, max_length=128)
+    pool_id = _find_user_pool(idp, name)
+    if pool_id is None:
+        pool_id = idp.create_user_pool(PoolName=name, **_only(props, _USER_POOL_PASS_THROUGH))["UserPool"]["Id"]
+    arn = idp.describe_user_pool(UserPoolId=pool_id)["UserPool"]["Arn"]
+    provider_name = f"cognito-idp.{ctx.stack.region}.{ctx.stack.pseudo_parameters()['AWS::URLSuffix']}/{pool_id}"
+    return Created(
+        pool_id,
+        {"Arn": arn, "UserPoolId": pool_id, "ProviderName": provider_name, "ProviderURL": f"https://{provider_name}"},
+    )
+
+
+def _find_user_pool(idp: Any, name: str) -> str | None:
+    # Pool names are not unique in Cognito; the oldest one of the name is this stack's.
+    matches: list[dict[str, Any]] = []
+    for page in idp.get_paginator("list_user_pools").paginate(PaginationConfig={"PageSize": 60}):
+        matches.extend(p for p in page["UserPools"] if p["Name"] == name)
+    if not matches:
+        return None
+    return str(min(matches, key=lambda p: (p["CreationDate"], p["Id"]))["Id"])
+
+
+_USER_POOL_CLIENT_PASS_THROUGH = frozenset(
+    {
+        "GenerateSecret",
+        "ExplicitAuthFlows",
+        "IdTokenValidity",
+        "AccessTokenValidity",
+        "RefreshTokenValidity",
+        "TokenValidityUnits",
+        "ReadAttributes",
+        "WriteAttributes",
+        "AllowedOAuthFlows",
+        "AllowedOAuthFlowsUserPoolClient",
+        "AllowedOAuthScopes",
+        "CallbackURLs",
+        "LogoutURLs",
+        "DefaultRedirectURI",
+        "SupportedIdentityProviders",
+        "PreventUserExistenceErrors",
+        "EnableTokenRevocation",
+        "AuthSessionValidity",
+    }
+)
+
+
+def _create_user_pool_client(ctx: ResourceContext, logical_id: str, props: dict[str, Any]) -> Created:
+    idp = ctx.client("cognito-idp")
+    pool_id = props["UserPoolId"]
+    name = props.get("ClientName") or ctx.name(logical_id, max_length=128)
+    client_id = _find_user_pool_client(idp, pool_id, name)
+    if client_id is None:
+        client_id = idp.create_user_pool_client(
+            UserPoolId=pool_id, ClientName=name, **_only(props, _USER_POOL_CLIENT_PASS_THROUGH)
+        )["UserPoolClient"]["ClientId"]
+    client = idp.describe_user_pool_client(UserPoolId=pool_id, ClientId=client_id)["UserPoolClient"]
+    attributes = {"ClientId": client_id, "Name": name}
+    if client.get("ClientSecret"):
+        attributes["ClientSecret"] = client["ClientSecret"]
+    return Created(client_id, attributes)
+
+
+def _find_user_pool_client(idp: Any, pool_id: str, name: str) -> str | None:
+    for page in idp.get_paginator("list_user_pool_clients").paginate(
+        UserPoolId=pool_id, PaginationConfig={"PageSize": 60}
+    ):
+        for client in page["UserPoolClients"]:
+            if client["ClientName"] == name:
+                return str(client["ClientId"])
+    return None
+
+
+SUPPORTED_TYPES: Mapping[str, ResourceType] = {
+    DYNAMODB_TABLE: ResourceType(
+        properties=_TABLE_PASS_THROUGH
+        | {"TableName", "GlobalSecondaryIndexes", "StreamSpecification", "TimeToLiveSpecification"},
+        attributes=frozenset({"Arn", "StreamArn"}),
+        create=_create_table,
+        required=frozenset({"AttributeDefinitions", "KeySchema"}),
+    ),
+    SQS_QUEUE: ResourceType(
+        properties=_QUEUE_ATTRIBUTES | {"QueueName"},
+        attributes=frozenset({"Arn", "QueueName", "QueueUrl"}),
+        create=_create_queue,
+    ),
+    SQS_QUEUE_POLICY: ResourceType(
+        properties=frozenset({"Queues", "PolicyDocument"}),
+        attributes=frozenset(),
+        create=_create_queue_policy,
+        required=frozenset({"Queues", "PolicyDocument"}),
+    ),
+    S3_BUCKET: ResourceType(
+        properties=frozenset(
+            {
+                "BucketName",
+                "OwnershipControls",
+                "PublicAccessBlockConfiguration",
+                "BucketEncryption",
+                "LifecycleConfiguration",
+                "VersioningConfiguration",
+                "NotificationConfiguration",
+            }
+        ),
+        attributes=frozenset({"Arn", "DomainName", "RegionalDomainName"}),
+        create=_create_bucket,
+        validate=_validate_bucket,
+    ),
+    SNS_TOPIC: ResourceType(
+        properties=_TOPIC_ATTRIBUTES | {"TopicName"},
+        attributes=frozenset({"TopicArn", "TopicName"}),
+        create=_create_topic,
+    ),
+    SNS_SUBSCRIPTION: ResourceType(
+        properties=_SUBSCRIPTION_ATTRIBUTES | {"TopicArn", "Protocol", "Endpoint"},
+        attributes=frozenset({"Arn"}),
+        create=_create_subscription,
+        required=frozenset({"TopicArn", "Protocol", "Endpoint"}),
+        validate=_validate_subscription,
+    ),
+    USER_POOL: ResourceType(
+        properties=_USER_POOL_PASS_THROUGH | {"UserPoolName"},
+        attributes=frozenset({"Arn", "UserPoolId", "ProviderName", "ProviderURL"}),
+        create=_create_user_pool,
+    ),
+    USER_POOL_CLIENT: ResourceType(
+        properties=_USER_POOL_CLIENT_PASS_THROUGH | {"UserPoolId", "ClientName"},
+        attributes=frozenset({"ClientId", "Name", "ClientSecret"}),
+        create=_create_user_pool_client,
+        required=frozenset({"UserPoolId"}),
+    ),
+}
+

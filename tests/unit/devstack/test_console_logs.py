@@ -1,0 +1,50 @@
+"""What make run prints of the app's logs: one short line per request, or every JSON line."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from aws_lambda_powertools import Logger
+
+from devstack.console_logs import LOGS_VARIABLE, configure_app_logs
+
+
+def _app_logger(monkeypatch: pytest.MonkeyPatch) -> Logger:
+    """The app's Powertools logger, as app.py's import makes it (a service of its own per test).
+    Made inside the test: its handler keeps the sys.stdout of the moment, which capsys replaces."""
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", f"storefront-{uuid.uuid4().hex[:8]}")
+    return Logger(utc=True)
+
+
+def _log_a_request_and_more(logger: Logger) -> None:
+    logger.thread_safe_append_keys(request_id="r-1")
+    logger.info("request", extra={"route": "GET /products", "status": 200, "duration_ms": 12.3})
+    logger.info("order confirmed", extra={"order_id": "o-1"})
+    logger.warning("record failed", extra={"message_id": "m-1"})
+    logger.thread_safe_clear_keys()
+
+
+def test_by_default_a_request_is_one_short_line_and_only_problems_join_it(capsys, monkeypatch):
+    app_logger = _app_logger(monkeypatch)
+    monkeypatch.delenv(LOGS_VARIABLE, raising=False)
+    configure_app_logs()
+
+    _log_a_request_and_more(app_logger)
+
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == ["GET /products 200 12.3 ms",
+                                                         "WARNING record failed message_id=m-1"]
+
+
+def test_with_devstack_logs_json_every_line_is_the_apps_json(capsys, monkeypatch):
+    app_logger = _app_logger(monkeypatch)
+    monkeypatch.setenv(LOGS_VARIABLE, "json")
+    configure_app_logs()
+
+    _log_a_request_and_more(app_logger)
+
+    entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["message"] for e in entries] == ["request", "order confirmed", "record failed"]
+    assert entries[0]["request_id"] == "r-1"
