@@ -33,7 +33,7 @@ _WORD_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 def load_template(path: Path | str = TEMPLATE_PATH) -> dict[str, Any]:
     """Read a CloudFormation-style JSON template (by default infra/resources.json)."""
     with open(path, encoding="utf-8") as f:
-        template = json.load(f)
+        template: dict[str, Any] = json.load(f)
     if not isinstance(template.get("Resources"), dict):
         raise ValueError(f"{path}: template has no Resources mapping")
     return template
