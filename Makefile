@@ -125,7 +125,7 @@ package: $(DEV_STAMP)
 deploy: $(DEV_STAMP)
 	@$(AWS) sts get-caller-identity >/dev/null 2>&1 || { echo "make deploy: no AWS credentials: 'aws sts get-caller-identity' failed. Configure them first (aws configure, or AWS_PROFILE=...)." >&2; exit 1; }
 	@test -n "$(DEPLOY_BUCKET)" || { echo "make deploy: set DEPLOY_BUCKET to an S3 bucket you own in the target region (the code zip is uploaded there)." >&2; exit 1; }
-	$(PY) -m infra.package --stage $(STAGE) --check-wheels
+	$(PY) -m infra.package --stage $(STAGE)
 	$(AWS) cloudformation package --template-file build/$(STAGE)/template.json --s3-bucket $(DEPLOY_BUCKET) \
 		--s3-prefix storefront-$(STAGE) --use-json --output-template-file build/$(STAGE)/packaged.json
 	$(AWS) cloudformation deploy --template-file build/$(STAGE)/packaged.json --stack-name storefront-$(STAGE) \
