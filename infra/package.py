@@ -39,7 +39,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from infra.artifact import LAMBDA_LIMIT_BYTES, PACKAGE_LIMIT_BYTES, PLATFORMS, binary_problems, zip_size
+from infra.artifact import LAMBDA_LIMIT_BYTES, PACKAGE_LIMIT_BYTES, PLATFORMS, MiB, binary_problems, zip_size
 from infra.policies import policy_document
 from infra.resources import app_resources, env_var_name, load_template
 
@@ -526,11 +526,11 @@ def package_sizes(out_dir: Path) -> str:
     """The zips' sizes, zipped and unpacked, against Lambda's limit and ours (both unpacked)."""
     sizes = [zip_size(out_dir / name) for name in ("deployment.zip", LAYER_ZIP)]
     total = sum(s.unpacked for s in sizes)
-    lines = [f"  {s.name:16s} {s.zipped / 1e6:6.1f} MB zipped  {s.unpacked / 1e6:6.1f} MB unpacked  {s.files:6d} files"
+    lines = [f"  {s.name:16s} {s.zipped / MiB:6.1f} MiB zipped  {s.unpacked / MiB:6.1f} MiB unpacked  {s.files:6d} files"
              for s in sizes]
-    lines.append(f"  {'function+layer':16s} {sum(s.zipped for s in sizes) / 1e6:6.1f} MB zipped  "
-                 f"{total / 1e6:6.1f} MB unpacked  (limits, unpacked: ours {PACKAGE_LIMIT_BYTES / 1e6:.0f} MB, "
-                 f"Lambda's {LAMBDA_LIMIT_BYTES / 1e6:.0f} MB)")
+    lines.append(f"  {'function+layer':16s} {sum(s.zipped for s in sizes) / MiB:6.1f} MiB zipped  "
+                 f"{total / MiB:6.1f} MiB unpacked  (limits, unpacked: ours {PACKAGE_LIMIT_BYTES / MiB:.0f} MiB, "
+                 f"Lambda's {LAMBDA_LIMIT_BYTES / MiB:.0f} MiB)")
     return "\n".join(lines)
 
 
@@ -550,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     print(package_sizes(out_dir))
     total = sum(zip_size(out_dir / n).unpacked for n in ("deployment.zip", LAYER_ZIP))
     if total > PACKAGE_LIMIT_BYTES:
-        print(f"make package: {total / 1e6:.1f} MB unpacked is over our limit of {PACKAGE_LIMIT_BYTES / 1e6:.0f} MB "
+        print(f"make package: {total / MiB:.1f} MiB unpacked is over our limit of {PACKAGE_LIMIT_BYTES / MiB:.0f} MiB "
               "(infra/artifact.py)", file=sys.stderr)
         return 1
     return 0
