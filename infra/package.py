@@ -52,6 +52,7 @@ __all__ = [
     "PackagingError",
     "add_alarms",
     "add_api_limits_and_access_log",
+    "add_bytecode",
     "add_dependencies_layer",
     "add_gateway_responses",
     "add_log_groups",
@@ -284,7 +285,7 @@ def add_api_limits_and_access_log(template: dict[str, Any], *, rate_limit: float
         "Condition": "SettingApiGatewayCloudWatchRole",
         "Properties": {"CloudWatchRoleArn": {"Fn::GetAtt": ["ApiGatewayCloudWatchRole", "Arn"]}},
     }
-    for logical_id, resource in resources.items():
+    for resource in resources.values():
         if resource["Type"] != SERVERLESS_API:
             continue
         props = resource["Properties"]
@@ -292,7 +293,6 @@ def add_api_limits_and_access_log(template: dict[str, Any], *, rate_limit: float
                                     "ThrottlingBurstLimit": burst_limit, "MetricsEnabled": True}]
         props["AccessLogSetting"] = {"DestinationArn": {"Fn::GetAtt": [API_ACCESS_LOG_GROUP, "Arn"]},
                                      "Format": ACCESS_LOG_FORMAT}
-        resource["DependsOn"] = sorted({*_depends_on(resource), API_ACCESS_LOG_GROUP})
 
 
 def add_alarms(template: dict[str, Any]) -> None:
@@ -427,13 +427,13 @@ def build_layer(lock: Path, target: Path, architecture: str) -> Path:
     """
     platform = PLATFORMS[architecture]
     digest = hashlib.sha256(lock.read_bytes()).hexdigest()
-    key = hashlib.sha256(f"{digest} {LAMBDA_RUNTIME} {platform} v1".encode()).hexdigest()[:20]
+    key = hashlib.sha256(f"{digest} {LAMBDA_RUNTIME} {platform} v2".encode()).hexdigest()[:20]
     cached = ROOT / ".chalice" / "deployments" / f"layer-{key}-{architecture}.zip"
     if not cached.exists():
         with tempfile.TemporaryDirectory() as tmp:
             site = Path(tmp) / "python"
             command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                       "--require-hashes", "--only-binary=:all:", "--target", str(site),
+                       "--require-hashes", "--only-binary=:all:", "--no-compile", "--target", str(site),
                        "--implementation", "cp", "--python-version", LAMBDA_RUNTIME.removeprefix("python"),
                        "--abi", "cp" + LAMBDA_RUNTIME.removeprefix("python").replace(".", ""),
                        *(arg for tag in platform.pip_platforms() for arg in ("--platform", tag)),
@@ -442,6 +442,7 @@ def build_layer(lock: Path, target: Path, architecture: str) -> Path:
                   flush=True)
             subprocess.run(command, check=True)
             shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts, with this machine's shebang
+            _compile(site)
             partial = cached.with_suffix(".partial")
             partial.parent.mkdir(parents=True, exist_ok=True)
             _zip_tree(site.parent, partial, top="python")
@@ -455,12 +456,30 @@ def build_layer(lock: Path, target: Path, architecture: str) -> Path:
     return target
 
 
-def _zip_tree(root: Path, target: Path, *, top: str) -> None:
+def _compile(folder: Path) -> None:
+    """Bytecode beside every module, valid whatever the files' times: Lambda's /var/task and /opt are
+    read-only, so a module without it (or with a timestamp-checked one, which an unzip makes stale)
+    is compiled again in memory at every cold start. This interpreter is 3.13, as Lambda's."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+                    str(folder)], check=True)
+
+
+def add_bytecode(app_zip: Path) -> None:
+    """Chalice's zip of the app, again with each module's bytecode (see ``_compile``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with zipfile.ZipFile(app_zip) as zipped:
+            zipped.extractall(Path(tmp) / "app")
+        _compile(Path(tmp) / "app")
+        _zip_tree(Path(tmp), app_zip, top="app", strip_top=True)
+
+
+def _zip_tree(root: Path, target: Path, *, top: str, strip_top: bool = False) -> None:
     """Zip ``root/top`` with stable order and times: the same lock gives the same bytes."""
+    base = root / top if strip_top else root
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zipped:
         for path in sorted((root / top).rglob("*")):
             if path.is_file():
-                info = zipfile.ZipInfo(str(path.relative_to(root)), date_time=(1980, 1, 1, 0, 0, 0))
+                info = zipfile.ZipInfo(str(path.relative_to(base)), date_time=(1980, 1, 1, 0, 0, 0))
                 info.external_attr = (0o755 if os.access(path, os.X_OK) else 0o644) << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
                 zipped.writestr(info, path.read_bytes())
@@ -506,6 +525,7 @@ def build(stage: str, out_dir: Path) -> Path:
     chalice = Path(sys.executable).with_name("chalice")
     command = [str(chalice), "package", "--stage", stage, "--merge-template", "infra/resources.json", str(out_dir)]
     subprocess.run(command, cwd=ROOT, env=env, check=True)
+    add_bytecode(out_dir / "deployment.zip")
     build_layer(LAYER_LOCK, out_dir / LAYER_ZIP, architecture)
     problems = binary_problems(out_dir / "deployment.zip", PLATFORMS[architecture])
     if problems:

@@ -15,6 +15,7 @@ the arm64 layer, and every binary of the arm64 layer built for aarch64 and glibc
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -339,3 +340,21 @@ def test_every_module_the_functions_loaded_is_in_the_shipped_layer(stack: Stack,
     assert missing == []
     dists = {p.name for p in artifact.run_layer.glob("*.dist-info")}
     assert dists == {p.name for p in artifact.layer.glob("*.dist-info")}
+
+
+def test_every_module_the_functions_loaded_has_bytecode_lambda_will_use_as_it_is(
+        stack: Stack, artifact: Artifact) -> None:
+    """/var/task and /opt are read-only on Lambda: a module without bytecode, or with bytecode checked
+    against the source's time (which unzipping changes), is compiled again at every cold start."""
+    roots = (artifact.task, artifact.run_layer)
+    loaded = {Path(f) for function in stack.functions.values() for f in function.loaded_files()
+              if f.endswith(".py") and any(Path(f).is_relative_to(root) for root in roots)}
+    compiled_anew = []
+    for source in sorted(loaded):
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        # PEP 552: flags 0b01 = hash-based bytecode whose source is never checked.
+        if not cached.exists() or int.from_bytes(cached.read_bytes()[4:8], "little") != 0b01:
+            compiled_anew.append(str(source))
+
+    assert len(loaded) > 300
+    assert compiled_anew == []
