@@ -514,6 +514,9 @@ def build(stage: str, out_dir: Path) -> Path:
     """
     if stage not in LOG_RETENTION_DAYS:
         raise ValueError(f"unknown stage {stage!r}; one of {', '.join(LOG_RETENTION_DAYS)}")
+    if f"python{sys.version_info[0]}.{sys.version_info[1]}" != LAMBDA_RUNTIME:
+        # Chalice would write this Python's runtime, and its bytecode would be useless to Lambda's.
+        raise PackagingError(f"make package must run under {LAMBDA_RUNTIME} (make's venv), not {sys.version.split()[0]}")
     if (ROOT / "requirements.txt").exists():
         raise PackagingError("requirements.txt would make Chalice bundle dependencies into the app's zip: "
                              "the layer's are requirements/lambda.in and its lock lambda.txt")
