@@ -27,6 +27,10 @@ IMPORT_RETENTION_DAYS = "IMPORT_RETENTION_DAYS"
 IMPORT_CHUNK_ROWS = "IMPORT_CHUNK_ROWS"
 # Read when app.py is imported, like ORDERS_MAX_CONCURRENCY.
 IMPORT_MAX_CONCURRENCY = "IMPORT_MAX_CONCURRENCY"
+# The other queue consumers' caps, read the same way (per stage in .chalice/config.json).
+IMAGES_MAX_CONCURRENCY = "IMAGES_MAX_CONCURRENCY"
+IMPORT_DISPATCH_MAX_CONCURRENCY = "IMPORT_DISPATCH_MAX_CONCURRENCY"
+DEAD_LETTERS_MAX_CONCURRENCY = "DEAD_LETTERS_MAX_CONCURRENCY"
 CLEANUP_STATE_TABLE = "CLEANUP_STATE_TABLE"
 CLEANUP_MAX_ITEMS = "CLEANUP_MAX_ITEMS"
 CLEANUP_MAX_LISTED = "CLEANUP_MAX_LISTED"
@@ -133,6 +137,18 @@ def orders_max_concurrency(env: Mapping[str, str] | None = None) -> int:
     value = int(env.get(ORDERS_MAX_CONCURRENCY, "2"))
     if not 2 <= value <= 1000:
         raise RuntimeError(f"{ORDERS_MAX_CONCURRENCY} must be 2..1000, not {value}")
+    return value
+
+
+def max_concurrency(variable: str, default: int, env: Mapping[str, str] | None = None) -> int:
+    """A queue consumer's concurrency cap from ``variable`` (Lambda accepts 2..1000).
+
+    Raises RuntimeError for a value outside that range.
+    """
+    env = os.environ if env is None else env
+    value = int(env.get(variable, str(default)))
+    if not 2 <= value <= 1000:
+        raise RuntimeError(f"{variable} must be 2..1000, not {value}")
     return value
 
 

@@ -11,57 +11,75 @@ functions, the API and every resource; ``finish`` then adds what Chalice leaves 
   retention, and every resource's env var (the rule of infra/resources.py);
 - event handlers loaded through app.py, so that the blueprints' middleware is registered;
 - gateway responses in Chalice's error shape carrying ``X-Request-Id``;
-- alarms on every dead-letter queue's depth and on every function's errors.
+- alarms on every dead-letter queue's depth and on every function's errors, to an encrypted topic;
+- the API stage's throttling (rate and burst, per stage in .chalice/config.json: ``api_throttling``)
+  and its access log (JSON, one line per request, to a log group with a retention).
+
+The functions' dependencies are a layer built here, not by Chalice: ``pip install`` of the hashed
+lock requirements/lambda.txt, wheels only, for Lambda's platform (python3.13 on Amazon Linux 2023,
+arm64), so that what is deployed is exactly what the lock names, and nothing is compiled here.
 
 Usage: ``python -m infra.package --stage dev`` writes ``build/dev/template.json`` next to
-Chalice's ``deployment.zip`` (the app) and ``layer-deployment.zip`` (its dependencies).
+Chalice's ``deployment.zip`` (the app) and ``layer.zip`` (its dependencies, under ``python/``),
+and prints their sizes.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import time
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
+from infra.artifact import LAMBDA_LIMIT_BYTES, PACKAGE_LIMIT_BYTES, PLATFORMS, MiB, binary_problems, zip_size
 from infra.policies import policy_document
 from infra.resources import app_resources, env_var_name, load_template
 
 __all__ = [
     "ALARM_TOPIC",
+    "DEPENDENCIES_LAYER",
+    "LAMBDA_RUNTIME",
+    "LAYER_LOCK",
     "LOG_RETENTION_DAYS",
     "PackagingError",
     "add_alarms",
+    "add_api_limits_and_access_log",
+    "add_bytecode",
+    "add_dependencies_layer",
     "add_gateway_responses",
     "add_log_groups",
     "add_resource_env",
     "build",
+    "build_layer",
     "finish",
     "functions",
     "grant_least_privilege",
     "handler_name",
     "load_handlers_through_app",
     "name_functions",
-    "source_built_wheels",
     "trace_everything",
     "wire_sqs_events",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
-_MISSING_DEPENDENCIES = "Could not install dependencies"
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
 SERVERLESS_API = "AWS::Serverless::Api"
 ALARM_TOPIC = "AlarmTopic"
+ALARM_TOPIC_KEY = "AlarmTopicKey"
+DEPENDENCIES_LAYER = "DependenciesLayer"
+LAYER_ZIP = "layer.zip"
+LAYER_LOCK = ROOT / "requirements" / "lambda.txt"
+# Chalice takes the runtime from the Python it runs under: make's venv is 3.13, and so is Lambda's.
+LAMBDA_RUNTIME = "python3.13"
 LOG_RETENTION_DAYS = {"dev": 14, "prod": 90}
-# Lambda's python3.11 runtime (Amazon Linux 2) has glibc 2.26.
-_LAMBDA_GLIBC = (2, 26)
 
 
 class PackagingError(RuntimeError):
@@ -217,11 +235,90 @@ def add_gateway_responses(template: dict[str, Any]) -> None:
             responses[response_type] = response
 
 
+# One JSON line per request: who asked (address, agent), what (method, route, path), the answer
+# (status, bytes, error) and how long it took; the request id joins it to the function's own logs.
+ACCESS_LOG_FORMAT = json.dumps({
+    "request_id": "$context.requestId", "trace_id": "$context.xrayTraceId", "time": "$context.requestTime",
+    "ip": "$context.identity.sourceIp", "user_agent": "$context.identity.userAgent",
+    "method": "$context.httpMethod", "route": "$context.resourcePath", "path": "$context.path",
+    "status": "$context.status", "bytes": "$context.responseLength", "latency_ms": "$context.responseLatency",
+    "integration_latency_ms": "$context.integrationLatency", "error": "$context.error.message",
+}, separators=(",", ":"))
+API_ACCESS_LOG_GROUP = "ApiAccessLogGroup"
+
+
+def add_api_limits_and_access_log(template: dict[str, Any], *, rate_limit: float, burst_limit: int,
+                                  retention_days: int) -> None:
+    """Throttle every route of the API's stage (over the limit: 429 in the app's error shape, from
+    the THROTTLED gateway response) and log every request as JSON to a group with a retention.
+
+    API Gateway writes access logs with the account's CloudWatch role (one per account and
+    region): ``ApiGatewayAccount`` sets it, unless the parameter says the account has one.
+    """
+    resources = template["Resources"]
+    resources[API_ACCESS_LOG_GROUP] = {
+        "Type": "AWS::Logs::LogGroup",
+        "DeletionPolicy": "Delete",
+        "UpdateReplacePolicy": "Delete",
+        "Properties": {"LogGroupName": {"Fn::Sub": "/aws/apigateway/${AWS::StackName}-access"},
+                       "RetentionInDays": retention_days},
+    }
+    template.setdefault("Parameters", {})["SetApiGatewayCloudWatchRole"] = {
+        "Type": "String", "AllowedValues": ["true", "false"], "Default": "true",
+        "Description": "false when the account already gives API Gateway a CloudWatch Logs role in this region "
+                       "(another stage's stack, say): it is one setting per account and region",
+    }
+    template.setdefault("Conditions", {})["SettingApiGatewayCloudWatchRole"] = {
+        "Fn::Equals": [{"Ref": "SetApiGatewayCloudWatchRole"}, "true"]}
+    resources["ApiGatewayCloudWatchRole"] = {
+        "Type": "AWS::IAM::Role",
+        "Condition": "SettingApiGatewayCloudWatchRole",
+        "Properties": {
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
+            "ManagedPolicyArns": [
+                {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"}],
+        },
+    }
+    resources["ApiGatewayAccount"] = {
+        "Type": "AWS::ApiGateway::Account",
+        "Condition": "SettingApiGatewayCloudWatchRole",
+        "Properties": {"CloudWatchRoleArn": {"Fn::GetAtt": ["ApiGatewayCloudWatchRole", "Arn"]}},
+    }
+    for resource in resources.values():
+        if resource["Type"] != SERVERLESS_API:
+            continue
+        props = resource["Properties"]
+        props["MethodSettings"] = [{"ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": rate_limit,
+                                    "ThrottlingBurstLimit": burst_limit, "MetricsEnabled": True}]
+        props["AccessLogSetting"] = {"DestinationArn": {"Fn::GetAtt": [API_ACCESS_LOG_GROUP, "Arn"]},
+                                     "Format": ACCESS_LOG_FORMAT}
+
+
 def add_alarms(template: dict[str, Any]) -> None:
     """Alarms to one topic: any message in a dead-letter queue, any error of a function."""
     resources = template["Resources"]
-    # Not encrypted with alias/aws/sns: CloudWatch cannot use that AWS-managed key to publish.
-    resources[ALARM_TOPIC] = {"Type": "AWS::SNS::Topic", "Properties": {}}
+    # Encrypted with a key of the stack's ($1 a month): CloudWatch cannot publish to a topic under
+    # the AWS-managed alias/aws/sns, whose policy no one can extend.
+    resources[ALARM_TOPIC_KEY] = {
+        "Type": "AWS::KMS::Key",
+        "DeletionPolicy": "Delete",
+        "UpdateReplacePolicy": "Delete",
+        "Properties": {
+            "Description": {"Fn::Sub": "${AWS::StackName}: the alarm topic's messages"},
+            "EnableKeyRotation": True,
+            "KeyPolicy": {"Version": "2012-10-17", "Statement": [
+                {"Sid": "AccountAdministersTheKey", "Effect": "Allow",
+                 "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
+                 "Action": "kms:*", "Resource": "*"},
+                {"Sid": "CloudWatchAlarmsPublish", "Effect": "Allow",
+                 "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                 "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
+                 "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}},
+            ]},
+        },
+    }
+    resources[ALARM_TOPIC] = {"Type": "AWS::SNS::Topic", "Properties": {"KmsMasterKeyId": {"Ref": ALARM_TOPIC_KEY}}}
     for queue_id in _dead_letter_queues(resources):
         resources[f"{queue_id}DepthAlarm"] = _alarm(
             f"a message reached {queue_id}: a record failed every retry; inspect it, fix, redrive",
@@ -262,7 +359,8 @@ def _alarm(description: str, *, namespace: str, metric: str, statistic: str,
     }
 
 
-def finish(sam: dict[str, Any], *, resources: dict[str, Any], stage: str) -> dict[str, Any]:
+def finish(sam: dict[str, Any], *, resources: dict[str, Any], stage: str, architecture: str = "arm64",
+           lock_digest: str = "", api_throttling: dict[str, Any] | None = None) -> dict[str, Any]:
     """The deployable template: Chalice's merged SAM template with everything above added.
 
     Raises ValueError when a resource of infra/resources.json is missing from ``sam`` (the merge
@@ -282,6 +380,10 @@ def finish(sam: dict[str, Any], *, resources: dict[str, Any], stage: str) -> dic
     trace_everything(template)
     add_gateway_responses(template)
     add_alarms(template)
+    throttling = api_throttling or {"rate_limit": 20, "burst_limit": 40}
+    add_api_limits_and_access_log(template, rate_limit=throttling["rate_limit"],
+                                  burst_limit=throttling["burst_limit"], retention_days=LOG_RETENTION_DAYS[stage])
+    add_dependencies_layer(template, architecture=architecture, lock_digest=lock_digest)
     outputs = template.setdefault("Outputs", {})
     outputs["AlarmTopicArn"] = {"Value": {"Ref": ALARM_TOPIC}}
     # What a newcomer needs to create a user and sign in (README, Deploy).
@@ -291,81 +393,151 @@ def finish(sam: dict[str, Any], *, resources: dict[str, Any], stage: str) -> dic
     return template
 
 
-def source_built_wheels(deployment_zip: Path) -> list[str]:
-    """Packages in the zip whose native code was compiled here rather than taken from a wheel
-    built for Lambda (tag ``linux_x86_64``, or a manylinux newer than Lambda's glibc): they
-    link against this machine's libraries and may not load on Lambda."""
-    found = []
-    with zipfile.ZipFile(deployment_zip) as zipped:
-        for name in zipped.namelist():
-            if not name.endswith(".dist-info/WHEEL"):
-                continue
-            tags = [line.split(":", 1)[1].strip() for line in zipped.read(name).decode().splitlines()
-                    if line.startswith("Tag:")]
-            platforms = {tag.rsplit("-", 1)[-1] for tag in tags}
-            if platforms and not any(_runs_on_lambda(p) for p in platforms):
-                found.append(name.split(".dist-info/")[0].rsplit("/", 1)[-1])
-    return sorted(found)
+def add_dependencies_layer(template: dict[str, Any], *, architecture: str, lock_digest: str) -> None:
+    """One layer of the locked dependencies (``layer.zip``), used by every function.
+
+    Raises PackagingError when Chalice wrote another runtime or architecture than the layer's.
+    """
+    resources = template["Resources"]
+    resources[DEPENDENCIES_LAYER] = {
+        "Type": "AWS::Serverless::LayerVersion",
+        "Properties": {
+            "ContentUri": f"./{LAYER_ZIP}",
+            "Description": f"requirements/lambda.txt sha256:{lock_digest[:16]}",
+            "CompatibleRuntimes": [LAMBDA_RUNTIME],
+            "CompatibleArchitectures": [architecture],
+            "RetentionPolicy": "Delete",
+        },
+    }
+    for name, logical_id in functions(template).items():
+        props = resources[logical_id]["Properties"]
+        if (props.get("Runtime"), props.get("Architectures", ["x86_64"])) != (LAMBDA_RUNTIME, [architecture]):
+            raise PackagingError(f"{name}: {props.get('Runtime')} {props.get('Architectures')}, but the layer is "
+                                 f"for {LAMBDA_RUNTIME} {architecture} (run make package from make's Python 3.13 venv)")
+        props["Layers"] = [{"Ref": DEPENDENCIES_LAYER}]
 
 
-def _runs_on_lambda(platform: str) -> bool:
-    if platform == "any":
-        return True
-    legacy = {"manylinux1_x86_64": (2, 5), "manylinux2010_x86_64": (2, 12), "manylinux2014_x86_64": (2, 17)}
-    if platform in legacy:
-        return legacy[platform] <= _LAMBDA_GLIBC
-    parts = platform.split("_")
-    if platform.startswith("manylinux_") and platform.endswith("_x86_64") and len(parts) == 5:
-        return (int(parts[1]), int(parts[2])) <= _LAMBDA_GLIBC
-    return False
+def build_layer(lock: Path, target: Path, architecture: str) -> Path:
+    """``target``: a zip of ``python/`` holding every package of ``lock`` for Lambda's ``architecture``.
+
+    pip installs the lock's wheels for that platform (hashes required, no source builds); the
+    result is cached under .chalice/deployments by the lock's digest and the platform, so only a
+    changed lock downloads. Raises CalledProcessError when pip fails, PackagingError when a binary
+    would not load on Lambda.
+    """
+    platform = PLATFORMS[architecture]
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    key = hashlib.sha256(f"{digest} {LAMBDA_RUNTIME} {platform} v2".encode()).hexdigest()[:20]
+    cached = ROOT / ".chalice" / "deployments" / f"layer-{key}-{architecture}.zip"
+    if not cached.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            site = Path(tmp) / "python"
+            command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                       "--require-hashes", "--only-binary=:all:", "--no-compile", "--target", str(site),
+                       "--implementation", "cp", "--python-version", LAMBDA_RUNTIME.removeprefix("python"),
+                       "--abi", "cp" + LAMBDA_RUNTIME.removeprefix("python").replace(".", ""),
+                       *(arg for tag in platform.pip_platforms() for arg in ("--platform", tag)),
+                       "-r", str(lock)]
+            print(f"building the dependency layer: {lock.relative_to(ROOT)} for {LAMBDA_RUNTIME} {architecture}",
+                  flush=True)
+            subprocess.run(command, check=True)
+            shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts, with this machine's shebang
+            _compile(site)
+            partial = cached.with_suffix(".partial")
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            _zip_tree(site.parent, partial, top="python")
+            problems = binary_problems(partial, platform)
+            if problems:
+                partial.unlink()
+                raise PackagingError("the layer would not load on Lambda:\n  " + "\n  ".join(problems))
+            partial.rename(cached)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(cached, target)
+    return target
+
+
+def _compile(folder: Path) -> None:
+    """Bytecode beside every module, valid whatever the files' times: Lambda's /var/task and /opt are
+    read-only, so a module without it (or with a timestamp-checked one, which an unzip makes stale)
+    is compiled again in memory at every cold start. This interpreter is 3.13, as Lambda's."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+                    str(folder)], check=True)
+
+
+def add_bytecode(app_zip: Path) -> None:
+    """Chalice's zip of the app, again with each module's bytecode (see ``_compile``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with zipfile.ZipFile(app_zip) as zipped:
+            zipped.extractall(Path(tmp) / "app")
+        _compile(Path(tmp) / "app")
+        _zip_tree(Path(tmp), app_zip, top="app", strip_top=True)
+
+
+def _zip_tree(root: Path, target: Path, *, top: str, strip_top: bool = False) -> None:
+    """Zip ``root/top`` with stable order and times: the same lock gives the same bytes."""
+    base = root / top if strip_top else root
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zipped:
+        for path in sorted((root / top).rglob("*")):
+            if path.is_file():
+                info = zipfile.ZipInfo(str(path.relative_to(base)), date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = (0o755 if os.access(path, os.X_OK) else 0o644) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zipped.writestr(info, path.read_bytes())
+
+
+def _stage_config(stage: str) -> Any:
+    """Chalice's view of .chalice/config.json for the stage."""
+    from chalice.config import Config
+
+    with open(ROOT / ".chalice" / "config.json", encoding="utf-8") as f:
+        return Config(chalice_stage=stage, config_from_disk=json.load(f))
+
+
+def _stage_settings(stage: str) -> dict[str, Any]:
+    """The stage's own section of .chalice/config.json (where the settings Chalice does not know live)."""
+    with open(ROOT / ".chalice" / "config.json", encoding="utf-8") as f:
+        return dict(json.load(f)["stages"][stage])
 
 
 def _stage_environment(stage: str) -> dict[str, str]:
     """The stage's environment variables: app.py reads some when imported (queue concurrency caps),
     and Chalice imports it to package, so it must see what Lambda will."""
-    from chalice.config import Config
-
-    with open(ROOT / ".chalice" / "config.json", encoding="utf-8") as f:
-        config = Config(chalice_stage=stage, config_from_disk=json.load(f))
-    return dict(config.environment_variables)
+    return dict(_stage_config(stage).environment_variables)
 
 
 def build(stage: str, out_dir: Path) -> Path:
-    """Run ``chalice package`` for ``stage`` into ``out_dir`` and write ``out_dir/template.json``.
+    """Package ``stage`` into ``out_dir``: Chalice's ``deployment.zip`` (the app), ``layer.zip``
+    (requirements/lambda.txt for the stage's architecture) and ``template.json``.
 
-    Chalice caches the dependency layer under .chalice/deployments, so only a first run (or a
-    change to requirements.txt) downloads wheels. Raises CalledProcessError if Chalice fails,
-    PackagingError if it could not get every dependency.
+    Raises CalledProcessError if Chalice or pip fails, PackagingError if the package would not
+    load on Lambda.
     """
     if stage not in LOG_RETENTION_DAYS:
         raise ValueError(f"unknown stage {stage!r}; one of {', '.join(LOG_RETENTION_DAYS)}")
+    if f"python{sys.version_info[0]}.{sys.version_info[1]}" != LAMBDA_RUNTIME:
+        # Chalice would write this Python's runtime, and its bytecode would be useless to Lambda's.
+        raise PackagingError(f"make package must run under {LAMBDA_RUNTIME} (make's venv), not {sys.version.split()[0]}")
+    if (ROOT / "requirements.txt").exists():
+        raise PackagingError("requirements.txt would make Chalice bundle dependencies into the app's zip: "
+                             "the layer's are requirements/lambda.in and its lock lambda.txt")
     shutil.rmtree(out_dir, ignore_errors=True)
-    env = {**os.environ, **_stage_environment(stage)}
+    config = _stage_config(stage)
+    architecture = config.lambda_architecture
+    env = {**os.environ, **config.environment_variables}
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # Chalice needs one to package; the deploy picks its own
     chalice = Path(sys.executable).with_name("chalice")
     command = [str(chalice), "package", "--stage", stage, "--merge-template", "infra/resources.json", str(out_dir)]
-    started = time.time()
-    output = []
-    # Passed through as it comes (a first run takes minutes), and kept to be read afterwards.
-    with subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True) as process:
-        assert process.stdout is not None
-        for line in process.stdout:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-            output.append(line)
-    if process.returncode:
-        raise subprocess.CalledProcessError(process.returncode, command)
-    if _MISSING_DEPENDENCIES in "".join(output):
-        # Chalice carries on without them and caches the incomplete layer: forget it, so that the
-        # next run downloads again (a failed download is usually the network's or the index's).
-        for cached in (ROOT / ".chalice" / "deployments").glob("managed-layer-*.zip"):
-            if cached.stat().st_mtime >= started:
-                cached.unlink()
-        raise PackagingError("chalice could not get every dependency for Lambda (see its message above)")
+    subprocess.run(command, cwd=ROOT, env=env, check=True)
+    add_bytecode(out_dir / "deployment.zip")
+    build_layer(LAYER_LOCK, out_dir / LAYER_ZIP, architecture)
+    problems = binary_problems(out_dir / "deployment.zip", PLATFORMS[architecture])
+    if problems:
+        raise PackagingError("the app's zip would not load on Lambda:\n  " + "\n  ".join(problems))
     with open(out_dir / "sam.json", encoding="utf-8") as f:
         sam = json.load(f)
-    template = finish(sam, resources=load_template(), stage=stage)
+    template = finish(sam, resources=load_template(), stage=stage, architecture=architecture,
+                      lock_digest=hashlib.sha256(LAYER_LOCK.read_bytes()).hexdigest(),
+                      api_throttling=_stage_settings(stage)["api_throttling"])
     target = out_dir / "template.json"
     with open(target, "w", encoding="utf-8") as f:
         json.dump(template, f, indent=2)
@@ -373,12 +545,22 @@ def build(stage: str, out_dir: Path) -> Path:
     return target
 
 
+def package_sizes(out_dir: Path) -> str:
+    """The zips' sizes, zipped and unpacked, against Lambda's limit and ours (both unpacked)."""
+    sizes = [zip_size(out_dir / name) for name in ("deployment.zip", LAYER_ZIP)]
+    total = sum(s.unpacked for s in sizes)
+    lines = [f"  {s.name:16s} {s.zipped / MiB:6.1f} MiB zipped  {s.unpacked / MiB:6.1f} MiB unpacked  {s.files:6d} files"
+             for s in sizes]
+    lines.append(f"  {'function+layer':16s} {sum(s.zipped for s in sizes) / MiB:6.1f} MiB zipped  "
+                 f"{total / MiB:6.1f} MiB unpacked  (limits, unpacked: ours {PACKAGE_LIMIT_BYTES / MiB:.0f} MiB, "
+                 f"Lambda's {LAMBDA_LIMIT_BYTES / MiB:.0f} MiB)")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.package", description=__doc__.split("\n")[0])
     parser.add_argument("--stage", default="dev", choices=sorted(LOG_RETENTION_DAYS))
     parser.add_argument("--out", type=Path, help="output folder (default build/<stage>)")
-    parser.add_argument("--check-wheels", action="store_true",
-                        help="fail if a package with native code was built here rather than for Lambda")
     args = parser.parse_args(argv)
     out_dir = args.out or ROOT / "build" / args.stage
     try:
@@ -387,12 +569,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make package: {err}", file=sys.stderr)
         return 1
     print(f"wrote {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
-    suspicious = [p for z in sorted(out_dir.glob("*.zip")) for p in source_built_wheels(z)]
-    if suspicious:
-        print(f"warning: built from source on this machine, may not load on Lambda (glibc "
-              f"{'.'.join(map(str, _LAMBDA_GLIBC))}): {', '.join(suspicious)}", file=sys.stderr)
-        if args.check_wheels:
-            return 1
+    print(f"package for {LAMBDA_RUNTIME} {_stage_config(args.stage).lambda_architecture}:")
+    print(package_sizes(out_dir))
+    total = sum(zip_size(out_dir / n).unpacked for n in ("deployment.zip", LAYER_ZIP))
+    if total > PACKAGE_LIMIT_BYTES:
+        print(f"make package: {total / MiB:.1f} MiB unpacked is over our limit of {PACKAGE_LIMIT_BYTES / MiB:.0f} MiB "
+              "(infra/artifact.py)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -11,9 +11,10 @@ from typing import Any
 
 from chalice.app import Blueprint
 
-from chalicelib.logs import logger
 from chalicelib.bootstrap import services
+from chalicelib.config import IMAGES_MAX_CONCURRENCY, max_concurrency
 from chalicelib.entrypoints.s3_notifications import created_objects
+from chalicelib.logs import logger
 from chalicelib.entrypoints.sqs_batches import json_body_of, process_records
 
 __all__ = ["events"]
@@ -23,9 +24,9 @@ events = Blueprint(__name__)
 
 # No batching window: a user is waiting for the renditions (median upload -> ready <= 1 s). Five
 # records (worst case ~5 s each for a 40 MP file) fit the 30 s timeout, and the queue's 180 s
-# visibility is 6x that timeout, as AWS advises. Ten at once bounds the load on S3 and DynamoDB.
+# visibility is 6x that timeout, as AWS advises. The cap (per stage) bounds the load on S3 and DynamoDB.
 @events.on_sqs_message(queue="ImageUploadsQueue", batch_size=5, maximum_batching_window_in_seconds=0,
-                       maximum_concurrency=10)
+                       maximum_concurrency=max_concurrency(IMAGES_MAX_CONCURRENCY, 10))
 def process_images(event: Any) -> dict[str, Any]:
     return process_records(event, _process, span_name="## process_images record")
 

@@ -14,10 +14,12 @@ from typing import Any
 
 from chalice.app import Blueprint
 
-from chalicelib.logs import logger
 from chalicelib.bootstrap import services
-from chalicelib.config import import_max_concurrency
+from chalicelib.config import (
+    DEAD_LETTERS_MAX_CONCURRENCY, IMPORT_DISPATCH_MAX_CONCURRENCY, import_max_concurrency, max_concurrency,
+)
 from chalicelib.entrypoints.s3_notifications import created_objects
+from chalicelib.logs import logger
 from chalicelib.entrypoints.sqs_batches import json_body_of, process_records
 
 __all__ = ["events"]
@@ -26,7 +28,10 @@ events = Blueprint(__name__)
 
 
 # One upload per invocation: planning streams the whole file (up to 50 MiB) once.
-@events.on_sqs_message(queue="ImportUploadsQueue", batch_size=1)
+# Capped (per stage) like every queue consumer: a burst of uploads cannot take the account's
+# concurrency from the API.
+@events.on_sqs_message(queue="ImportUploadsQueue", batch_size=1,
+                       maximum_concurrency=max_concurrency(IMPORT_DISPATCH_MAX_CONCURRENCY, 2))
 def dispatch_import(event: Any) -> dict[str, Any]:
     return process_records(event, _dispatch, span_name="## dispatch_import record")
 
@@ -68,7 +73,8 @@ def _import_chunk(record: Any) -> None:
 # job would show `pending` or `running` for ever. A message there that is neither (poison already
 # retried five times) is logged whole, for a person, and acknowledged: failing it again would only
 # retry it every visibility timeout for the DLQ's fourteen days. Transient errors still raise.
-@events.on_sqs_message(queue="ImportUploadsQueueDeadLetterQueue", batch_size=10)
+@events.on_sqs_message(queue="ImportUploadsQueueDeadLetterQueue", batch_size=10,
+                       maximum_concurrency=max_concurrency(DEAD_LETTERS_MAX_CONCURRENCY, 2))
 def dispatch_import_dead_letter(event: Any) -> dict[str, Any]:
     return process_records(event, _abandon_upload, span_name="## dispatch_import_dead_letter record")
 
@@ -84,7 +90,8 @@ def _abandon_upload(record: Any) -> None:
         logger.error("import upload abandoned after every retry", extra={"key": key, "outcome": outcome})
 
 
-@events.on_sqs_message(queue="ImportChunksQueueDeadLetterQueue", batch_size=10)
+@events.on_sqs_message(queue="ImportChunksQueueDeadLetterQueue", batch_size=10,
+                       maximum_concurrency=max_concurrency(DEAD_LETTERS_MAX_CONCURRENCY, 2))
 def import_chunk_dead_letter(event: Any) -> dict[str, Any]:
     return process_records(event, _abandon_chunk, span_name="## import_chunk_dead_letter record")
 

@@ -1,8 +1,8 @@
 """`make package`'s output, built once per test session for each stage.
 
-The first run on a machine downloads and builds the Lambda dependency layer (minutes, needs the
-network); Chalice caches it under .chalice/deployments keyed by requirements.txt, so later runs
-only zip the app (seconds) and need no network.
+The first run on a machine downloads the layer's wheels for Lambda's platform (requirements/lambda.txt,
+about half a minute, needs the network); infra/package.py caches the layer under .chalice/deployments
+keyed by the lock's digest, so later runs only zip the app (seconds) and need no network.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env_without_aws(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # Nor the calling make's flags: under `make -i test` the inner make would go on past its refusal.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("AWS_") and k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     nowhere = str(tmp_path / "no-such-file")
     env.update(AWS_SHARED_CREDENTIALS_FILE=nowhere, AWS_CONFIG_FILE=nowhere, AWS_EC2_METADATA_DISABLED="true",
                AWS_DEFAULT_REGION="us-east-1")

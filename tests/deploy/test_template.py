@@ -81,15 +81,85 @@ def test_event_sources_have_the_settings_the_local_emulator_uses(template: dict[
         assert props.get("ScalingConfig", {}).get("MaximumConcurrency") == source.maximum_concurrency
 
 
+CHALICE_CONFIG = json.loads((Path(__file__).resolve().parents[2] / ".chalice" / "config.json").read_text())
+# Each queue consumer and the stage variable that caps it.
+CAPS = {"consume_orders": "ORDERS_MAX_CONCURRENCY", "process_images": "IMAGES_MAX_CONCURRENCY",
+        "dispatch_import": "IMPORT_DISPATCH_MAX_CONCURRENCY", "import_chunk": "IMPORT_MAX_CONCURRENCY",
+        "dispatch_import_dead_letter": "DEAD_LETTERS_MAX_CONCURRENCY",
+        "import_chunk_dead_letter": "DEAD_LETTERS_MAX_CONCURRENCY"}
+# Lambda's default concurrency quota per account and region, of which 100 stay unreserved.
+ACCOUNT_CONCURRENCY, UNRESERVED_MINIMUM = 1000, 100
+
+
 @pytest.mark.parametrize("stage", ["dev", "prod"])
-def test_the_orders_consumers_concurrency_cap_is_the_stages_setting(
+def test_every_queue_consumer_is_capped_by_its_stages_setting(templates: dict[str, dict[str, Any]], stage: str) -> None:
+    template = templates[stage]
+    stage_variables = CHALICE_CONFIG["stages"][stage]["environment_variables"]
+    events = _sqs_events(template)
+
+    assert set(events) == set(CAPS)
+    for name, variable in CAPS.items():
+        assert events[name]["ScalingConfig"]["MaximumConcurrency"] == int(stage_variables[variable]), name
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_api_has_its_stages_reserved_concurrency_which_no_pipeline_can_take(
         templates: dict[str, dict[str, Any]], stage: str) -> None:
     template = templates[stage]
-    consumer = template["Resources"][functions(template)["consume_orders"]]["Properties"]
+    resources = template["Resources"]
+    api = resources[functions(template)["api_handler"]]["Properties"]
+    pipelines = sum(props["ScalingConfig"]["MaximumConcurrency"] for props in _sqs_events(template).values())
 
-    cap = _sqs_events(template)["consume_orders"]["ScalingConfig"]["MaximumConcurrency"]
+    assert api["ReservedConcurrentExecutions"] == (
+        CHALICE_CONFIG["stages"][stage]["lambda_functions"]["api_handler"]["reserved_concurrency"])
+    # Both stages in one account still leave Lambda's unreserved minimum, and room for the pipelines.
+    reserved = sum(CHALICE_CONFIG["stages"][s]["lambda_functions"]["api_handler"]["reserved_concurrency"]
+                   for s in ("dev", "prod"))
+    assert reserved + UNRESERVED_MINIMUM + 2 * pipelines <= ACCOUNT_CONCURRENCY
 
-    assert cap == int(consumer["Environment"]["Variables"]["ORDERS_MAX_CONCURRENCY"])
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_api_stage_is_throttled_at_its_stages_rate_and_burst_answering_429_in_the_error_shape(
+        templates: dict[str, dict[str, Any]], stage: str) -> None:
+    (api,) = _of_type(templates[stage], "AWS::Serverless::Api").values()
+    limits = CHALICE_CONFIG["stages"][stage]["api_throttling"]
+
+    (settings,) = api["Properties"]["MethodSettings"]
+    assert (settings["ResourcePath"], settings["HttpMethod"]) == ("/*", "*")
+    assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (
+        limits["rate_limit"], limits["burst_limit"])
+    throttled = api["Properties"]["GatewayResponses"]["THROTTLED"]
+    assert throttled["StatusCode"] == "429"
+    body = throttled["ResponseTemplates"]["application/json"]
+    assert body.startswith('{"Code": "TooManyRequestsError", "Message": ')
+    assert throttled["ResponseParameters"]["Headers"] == {"X-Request-Id": "context.requestId"}
+
+
+@pytest.mark.parametrize("stage, days", [("dev", 14), ("prod", 90)])
+def test_the_api_logs_every_request_as_json_to_a_group_with_a_retention(
+        templates: dict[str, dict[str, Any]], stage: str, days: int) -> None:
+    template = templates[stage]
+    (api,) = _of_type(template, "AWS::Serverless::Api").values()
+    setting = api["Properties"]["AccessLogSetting"]
+    group_id = setting["DestinationArn"]["Fn::GetAtt"][0]
+
+    assert template["Resources"][group_id]["Properties"]["RetentionInDays"] == days
+    fields = json.loads(setting["Format"])
+    for field, variable in {"request_id": "$context.requestId", "ip": "$context.identity.sourceIp",
+                            "route": "$context.resourcePath", "method": "$context.httpMethod",
+                            "status": "$context.status", "latency_ms": "$context.responseLatency"}.items():
+        assert fields[field] == variable
+    assert template["Resources"]["ApiGatewayAccount"]["Condition"] == "SettingApiGatewayCloudWatchRole"
+
+
+def test_the_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    key_id = resources["AlarmTopic"]["Properties"]["KmsMasterKeyId"]["Ref"]
+    statements = resources[key_id]["Properties"]["KeyPolicy"]["Statement"]
+
+    assert resources[key_id]["Properties"]["EnableKeyRotation"] is True
+    assert any(s["Principal"] == {"Service": "cloudwatch.amazonaws.com"} and "kms:GenerateDataKey*" in s["Action"]
+               for s in statements)
 
 
 def test_every_consumed_queue_has_a_dead_letter_queue_and_a_visibility_of_six_timeouts(

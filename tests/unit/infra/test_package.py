@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
-import zipfile
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.package import (
+    PackagingError,
     add_alarms,
+    add_dependencies_layer,
     add_gateway_responses,
     add_log_groups,
     add_resource_env,
@@ -20,7 +20,6 @@ from infra.package import (
     grant_least_privilege,
     load_handlers_through_app,
     name_functions,
-    source_built_wheels,
     trace_everything,
     wire_sqs_events,
 )
@@ -47,7 +46,7 @@ def _role() -> dict[str, Any]:
 
 
 def _function(handler: str, role: str, events: dict[str, Any] | None = None) -> dict[str, Any]:
-    props: dict[str, Any] = {"Handler": handler, "Runtime": "python3.11", "Timeout": 30,
+    props: dict[str, Any] = {"Handler": handler, "Runtime": "python3.13", "Architectures": ["arm64"], "Timeout": 30,
                              "Environment": {"Variables": {"STAGE": "dev"}}, "Role": {"Fn::GetAtt": [role, "Arn"]}}
     if events:
         props["Events"] = events
@@ -245,21 +244,25 @@ def test_finishing_leaves_chalices_template_as_it_was() -> None:
     assert finished["Resources"]["ConsumeOrdersLogGroup"]["Properties"]["RetentionInDays"] == 90
 
 
-def _zip_with_wheels(path: Path, tags: dict[str, list[str]]) -> Path:
-    with zipfile.ZipFile(path, "w") as zipped:
-        for package, package_tags in tags.items():
-            body = "Wheel-Version: 1.0\n" + "".join(f"Tag: {t}\n" for t in package_tags)
-            zipped.writestr(f"python/lib/python3.11/site-packages/{package}.dist-info/WHEEL", body)  # a layer
-    return path
+def test_every_function_gets_the_one_dependency_layer_for_its_runtime_and_architecture() -> None:
+    template = chalice_template()
+
+    add_dependencies_layer(template, architecture="arm64", lock_digest="ab" * 32)
+
+    layer = template["Resources"]["DependenciesLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Properties"]["ContentUri"] == "./layer.zip"
+    assert (layer["Properties"]["CompatibleRuntimes"], layer["Properties"]["CompatibleArchitectures"]) == (
+        ["python3.13"], ["arm64"])
+    for logical_id in functions(template).values():
+        assert template["Resources"][logical_id]["Properties"]["Layers"] == [{"Ref": "DependenciesLayer"}]
 
 
-def test_packages_compiled_here_or_for_a_newer_glibc_than_lambdas_are_named(tmp_path: Path) -> None:
-    deployment = _zip_with_wheels(tmp_path / "deployment.zip", {
-        "pillow-13.0.0": ["cp311-cp311-linux_x86_64"],
-        "newer-1.0": ["cp311-cp311-manylinux_2_27_x86_64", "cp311-cp311-manylinux_2_28_x86_64"],
-        "pydantic_core-2.0": ["cp311-cp311-manylinux2014_x86_64", "cp311-cp311-manylinux_2_17_x86_64"],
-        "at_lambdas_glibc-1.0": ["cp311-cp311-manylinux_2_26_x86_64"],
-        "boto3-1.0": ["py3-none-any"],
-    })
+@pytest.mark.parametrize("runtime, architectures", [("python3.11", ["arm64"]), ("python3.13", ["x86_64"])])
+def test_a_function_of_another_runtime_or_architecture_than_the_layers_is_refused(
+        runtime: str, architectures: list[str]) -> None:
+    template = chalice_template()
+    template["Resources"]["ConsumeOrders"]["Properties"].update(Runtime=runtime, Architectures=architectures)
 
-    assert source_built_wheels(deployment) == ["newer-1.0", "pillow-13.0.0"]
+    with pytest.raises(PackagingError, match="consume_orders"):
+        add_dependencies_layer(template, architecture="arm64", lock_digest="")
