@@ -15,13 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 
 __all__ = ["Document", "documents", "links", "code_references", "mermaid", "make_targets", "all_problems",
-           "makefile_targets", "slug", "PENDING_PAGES"]
+           "makefile_targets", "slug"]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-# Pages that other branches add (named by the lead's plan); a link to one of them is allowed while it
-# is missing. Remove an entry once its page is on main.
-PENDING_PAGES: dict[str, str] = {}
 
 # Top-level folders whose paths, written in `code`, must exist.
 CODE_ROOTS = ("chalicelib", "devstack", "infra", "tests", "bench", "docs", ".chalice")
@@ -127,8 +123,6 @@ def links(doc: Document, root: Path = ROOT) -> list[str]:
                 problems.append(f"{where}: link {target!r} leaves the repository")
                 continue
             if not resolved.exists():
-                if str(relative) in PENDING_PAGES:
-                    continue
                 problems.append(f"{where}: link {target!r}: no such file {relative}")
                 continue
             if anchor and resolved.is_file() and resolved.suffix == ".md":

@@ -59,10 +59,6 @@ def test_a_link_inside_code_is_not_a_link(repo: Path) -> None:
     assert links(doc("`[a](nowhere.md)`\n```\n[b](nowhere.md)\n```\n"), repo) == []
 
 
-def test_a_pending_page_of_another_branch_may_be_missing(repo: Path) -> None:
-    assert links(doc("[limits](docs/runtime-and-limits.md)"), repo) == []
-
-
 def test_anchors_follow_githubs_slugs() -> None:
     assert slug("When a DLQ fills") == "when-a-dlq-fills"
     assert slug("`make traces`, read") == "make-traces-read"
