@@ -118,26 +118,25 @@ class XRayTracer:
 
     @contextmanager
     def invocation(self, name: str) -> Iterator[_XRaySpan]:
-        recorder = self._recorder
-        subsegment = recorder.begin_subsegment(name)
-        trace_id = getattr(recorder.current_segment(), "trace_id", None) if subsegment is not None else None
-        span = _XRaySpan(subsegment, trace_id)
-        cold_start, self._cold_start = self._cold_start, False
-        if cold_start:
-            span.annotate(cold_start=True)
-        try:
+        with self._span(name, with_trace_id=True) as span:
+            cold_start, self._cold_start = self._cold_start, False
+            if cold_start:
+                span.annotate(cold_start=True)
             yield span
-        except BaseException as exc:
-            span.record_error(exc)
-            raise
-        finally:
-            if subsegment is not None:
-                recorder.end_subsegment()
+
+    def subsegment(self, name: str) -> AbstractContextManager[_XRaySpan]:
+        return self._span(name, with_trace_id=False)
 
     @contextmanager
-    def subsegment(self, name: str) -> Iterator[_XRaySpan]:
-        entity = self._recorder.begin_subsegment(name)
-        span = _XRaySpan(entity, None)
+    def _span(self, name: str, *, with_trace_id: bool) -> Iterator[_XRaySpan]:
+        """A subsegment of the current segment (none without one: the SDK ignores a missing
+        context), recording an exception that leaves it."""
+        recorder = self._recorder
+        entity = recorder.begin_subsegment(name)
+        trace_id = None
+        if with_trace_id and entity is not None:
+            trace_id = getattr(recorder.current_segment(), "trace_id", None)
+        span = _XRaySpan(entity, trace_id)
         try:
             yield span
         except BaseException as exc:
@@ -145,7 +144,7 @@ class XRayTracer:
             raise
         finally:
             if entity is not None:
-                self._recorder.end_subsegment()
+                recorder.end_subsegment()
 
     def annotate(self, **values: str | int | bool | None) -> None:
         entity = self._recorder.current_subsegment()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from chalice.app import Blueprint, Rate
+from chalice.app import Blueprint, CloudWatchEvent, Rate
 
 from chalicelib.logs import logger
 from chalicelib.bootstrap import services
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 __all__ = ["events", "summary"]
 
@@ -37,12 +40,13 @@ def summary(report: dict[str, Any], duration_ms: float) -> dict[str, Any]:
 
 
 @events.schedule(Rate(1, unit=Rate.HOURS))
-def cleanup(event: Any) -> dict[str, Any]:
+def cleanup(event: CloudWatchEvent) -> dict[str, Any]:
     started = time.perf_counter()
+    context = cast("LambdaContext", event.context)  # Chalice types it as a dict; it is Lambda's context
     # The schedule's time, not the clock: `make cleanup NOW=...` runs it as if at another time.
     now = datetime.fromisoformat(event.time.replace("Z", "+00:00")).astimezone(timezone.utc)
     services().tracer.annotate(cleanup_at=event.time)
-    report = services().cleanup.run(now, event.context.get_remaining_time_in_millis).as_dict()
+    report = services().cleanup.run(now, context.get_remaining_time_in_millis).as_dict()
     line = summary(report, round((time.perf_counter() - started) * 1000, 1))
     logger.info("cleanup summary", extra=line)
     return report

@@ -10,9 +10,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from chalice.app import Blueprint
+from chalice.app import Blueprint, SQSEvent
 
 from chalicelib.bootstrap import services
 from chalicelib.config import (
@@ -21,6 +21,10 @@ from chalicelib.config import (
 from chalicelib.entrypoints.s3_notifications import created_objects
 from chalicelib.logs import logger
 from chalicelib.entrypoints.sqs_batches import json_body_of, process_records
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 __all__ = ["events"]
 
@@ -32,11 +36,11 @@ events = Blueprint(__name__)
 # concurrency from the API.
 @events.on_sqs_message(queue="ImportUploadsQueue", batch_size=1,
                        maximum_concurrency=max_concurrency(IMPORT_DISPATCH_MAX_CONCURRENCY, 2))
-def dispatch_import(event: Any) -> dict[str, Any]:
+def dispatch_import(event: SQSEvent) -> PartialItemFailureResponse:
     return process_records(event, _dispatch, span_name="## dispatch_import record")
 
 
-def _dispatch(record: Any) -> None:
+def _dispatch(record: SQSRecord) -> None:
     from chalicelib.domain.imports import parse_upload_key
 
     for key in (created.key for created in created_objects(json_body_of(record))):
@@ -51,11 +55,11 @@ def _dispatch(record: Any) -> None:
 # the concurrency cap, which also bounds the write rate an import puts on the products table.
 @events.on_sqs_message(queue="ImportChunksQueue", batch_size=1,
                        maximum_concurrency=import_max_concurrency())
-def import_chunk(event: Any) -> dict[str, Any]:
+def import_chunk(event: SQSEvent) -> PartialItemFailureResponse:
     return process_records(event, _import_chunk, span_name="## import_chunk record")
 
 
-def _import_chunk(record: Any) -> None:
+def _import_chunk(record: SQSRecord) -> None:
     from chalicelib.domain.imports import Chunk
 
     chunk = Chunk.from_message(json_body_of(record))  # PoisonMessage -> retried -> DLQ
@@ -75,11 +79,11 @@ def _import_chunk(record: Any) -> None:
 # retry it every visibility timeout for the DLQ's fourteen days. Transient errors still raise.
 @events.on_sqs_message(queue="ImportUploadsQueueDeadLetterQueue", batch_size=10,
                        maximum_concurrency=max_concurrency(DEAD_LETTERS_MAX_CONCURRENCY, 2))
-def dispatch_import_dead_letter(event: Any) -> dict[str, Any]:
+def dispatch_import_dead_letter(event: SQSEvent) -> PartialItemFailureResponse:
     return process_records(event, _abandon_upload, span_name="## dispatch_import_dead_letter record")
 
 
-def _abandon_upload(record: Any) -> None:
+def _abandon_upload(record: SQSRecord) -> None:
     try:
         keys = [created.key for created in created_objects(json_body_of(record))]
     except ValueError:  # not JSON, or PoisonMessage
@@ -92,11 +96,11 @@ def _abandon_upload(record: Any) -> None:
 
 @events.on_sqs_message(queue="ImportChunksQueueDeadLetterQueue", batch_size=10,
                        maximum_concurrency=max_concurrency(DEAD_LETTERS_MAX_CONCURRENCY, 2))
-def import_chunk_dead_letter(event: Any) -> dict[str, Any]:
+def import_chunk_dead_letter(event: SQSEvent) -> PartialItemFailureResponse:
     return process_records(event, _abandon_chunk, span_name="## import_chunk_dead_letter record")
 
 
-def _abandon_chunk(record: Any) -> None:
+def _abandon_chunk(record: SQSRecord) -> None:
     from chalicelib.domain.imports import Chunk
 
     try:
@@ -111,6 +115,6 @@ def _abandon_chunk(record: Any) -> None:
         "outcome": outcome})
 
 
-def _log_unreadable(record: Any) -> None:
+def _log_unreadable(record: SQSRecord) -> None:
     logger.error("unreadable message in a dead-letter queue, dropped", extra={
         "message_id": record.message_id, "queue": record.event_source_arn, "body": record.body[:10_000]})

@@ -16,28 +16,42 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from chalicelib.logs import logger
+from chalice.app import SQSEvent
+
 from chalicelib.bootstrap import services
+from chalicelib.logs import logger
 
-__all__ = ["process_records", "json_body_of"]
+if TYPE_CHECKING:  # Powertools' batch utility loads with the first batch, not with the API
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-RecordHandler = Callable[[Any], None]  # takes a Powertools SQSRecord
+__all__ = ["process_records", "json_body_of", "RecordHandler"]
+
+RecordHandler = Callable[["SQSRecord"], None]
 
 
-def json_body_of(record: Any) -> Any:
+class Message(Protocol):
+    """A queue record as Powertools or Chalice hands it over: what it carries is its body."""
+
+    @property
+    def body(self) -> str: ...
+
+
+def json_body_of(record: Message) -> Any:
     """The record's body parsed as JSON; raises ValueError (a poison message) otherwise."""
     return json.loads(record.body)
 
 
-def process_records(event: Any, handler: RecordHandler, *, span_name: str) -> dict[str, Any]:
+def process_records(event: SQSEvent, handler: RecordHandler, *, span_name: str) -> PartialItemFailureResponse:
     """Run `handler` on each record of a Chalice SQSEvent; returns Lambda's partial batch response."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
     tracer = services().tracer
 
-    def traced(record: Any) -> None:
+    def traced(record: SQSRecord) -> None:
         with tracer.subsegment(span_name) as span:
             span.annotate(message_id=record.message_id)
             try:
@@ -50,6 +64,6 @@ def process_records(event: Any, handler: RecordHandler, *, span_name: str) -> di
 
     # A processor per invocation: it holds the batch's results while it runs.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    response = process_partial_response(event=event.to_dict(), record_handler=traced, processor=processor,
-                                        context=event.context)
-    return dict(response)
+    # Chalice types an event's context as a dict; it is the Lambda context object.
+    return process_partial_response(event=event.to_dict(), record_handler=traced, processor=processor,
+                                    context=cast("LambdaContext", event.context))
