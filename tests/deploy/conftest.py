@@ -1,7 +1,7 @@
 """`make package`'s output, built once per test session for each stage.
 
 The first run on a machine downloads the layer's wheels for Lambda's platform (requirements/lambda.txt,
-about half a minute, needs the network); infra/package.py caches the layer under .chalice/deployments
+about half a minute, needs the network); infra/bundle.py caches the layer under .chalice/deployments
 keyed by the lock's digest, so later runs only zip the app (seconds) and need no network.
 """
 

@@ -35,7 +35,8 @@ import requests
 from devstack.provision import Provisioned, provision
 from devstack.tokens import issue_token
 from infra.artifact import PACKAGE_LIMIT_BYTES, PLATFORMS, MiB, binary_problems, zip_size
-from infra.package import LAMBDA_RUNTIME, LAYER_LOCK, LAYER_ZIP, build_layer, functions
+from infra.bundle import LAMBDA_RUNTIME, LAYER_LOCK, LAYER_ZIP, build_layer
+from infra.package import functions
 from infra.resources import load_template
 from tests.support.image_corpus import jpeg
 from tests.support.moto import running_moto_server
