@@ -108,7 +108,7 @@ def traces(filter_text: str, trace_id: str | None, minutes: int, entry: str, err
            profile: str | None, region: str | None, stage: str) -> int:
     from devstack.trace_reader import Pricing, TraceReader
     from devstack.trace_text import cost_table, terminal_width, timeline, trace_table, wrap
-    from devstack.traces import FilterError, function_costs, linked, parse_filter, select
+    from devstack.traces import LAMBDA_GB_SECOND_PRICE, FilterError, function_costs, linked, parse_filter, select
 
     xray, source = _trace_source(profile, region)
     reader = TraceReader(xray)
@@ -134,8 +134,8 @@ def traces(filter_text: str, trace_id: str | None, minutes: int, entry: str, err
     print(trace_table(chosen[:50], width=width))
     if len(chosen) > 50:
         print(f"... and {len(chosen) - 50} older (narrow it with FILTER or MINUTES)")
-    print("\n" + wrap("Cost per function (these traces; Lambda $0.20/M requests + $0.0000166667/GB-s, "
-                      "API Gateway REST $3.50/M)", width))
+    print("\n" + wrap("Cost per function (these traces; Lambda $0.20/M requests + "
+                      f"${LAMBDA_GB_SECOND_PRICE:.10f}/GB-s on arm64, API Gateway REST $3.50/M)", width))
     print(cost_table(function_costs(chosen, memory_mb=pricing.memory_mb, is_api=pricing.is_api), width=width))
     print("\nOne trace as a timeline: make traces TRACE=<trace id>")
     return 0

@@ -11,7 +11,7 @@ from html import escape
 from typing import Iterable, Mapping
 from urllib.parse import quote, urlencode
 
-from devstack.traces import SEARCH_KEYS, FunctionCost, Span, Trace
+from devstack.traces import LAMBDA_GB_SECOND_PRICE, SEARCH_KEYS, FunctionCost, Span, Trace
 
 __all__ = ["list_page", "trace_page", "error_page"]
 
@@ -68,8 +68,8 @@ def _cost_table(costs: Iterable[FunctionCost]) -> str:
         f"<td class=num>{c.p99_ms:.1f}</td><td class=num>${c.cost_per_million:,.2f}</td></tr>" for c in costs)
     return ("<table id=costs><tr><th>function</th><th>memory MB</th><th>invocations</th><th>cold starts</th>"
             "<th>errors</th><th>p50 ms</th><th>p99 ms</th><th>est. cost per million</th></tr>"
-            f"{rows}</table><p class=notes>Lambda $0.20 per million requests + $0.0000166667 per GB-second "
-            "at the configured memory (duration rounded up to 1 ms); the API adds API Gateway REST at "
+            f"{rows}</table><p class=notes>Lambda $0.20 per million requests + ${LAMBDA_GB_SECOND_PRICE:.10f} per "
+            "GB-second on arm64 at the configured memory (duration rounded up to 1 ms); the API adds API Gateway REST at "
             "$3.50 per million. Durations measured here are the local stack's, not Lambda's.</p>")
 
 

@@ -32,7 +32,8 @@ __all__ = [
 SEARCH_KEYS = ("order_id", "product_id", "image_id", "job_id", "owner")
 
 LAMBDA_REQUEST_PRICE = 0.20 / 1_000_000  # USD per request
-LAMBDA_GB_SECOND_PRICE = 0.0000166667  # USD per GB-second (x86)
+# USD per GB-second on arm64, the functions' architecture (.chalice/config.json); x86 is 0.0000166667.
+LAMBDA_GB_SECOND_PRICE = 0.0000133334
 API_GATEWAY_REST_PRICE = 3.50 / 1_000_000  # USD per REST API call
 
 _FUNCTION_ORIGIN = "AWS::Lambda::Function"

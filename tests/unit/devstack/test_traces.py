@@ -143,11 +143,11 @@ def test_cost_per_function_uses_its_memory_and_adds_api_gateway_for_the_api():
     api = costs["api_handler"]
     assert (api.invocations, api.cold_starts, api.errors, api.memory_mb) == (4, 1, 0, 1024)
     assert api.p50_ms == pytest.approx(101.0) and api.p99_ms == pytest.approx(101.0)
-    # 102 ms billed (101.0000x rounds up) at 1 GB: 0.102 GB-s x $0.0000166667 + $0.20/M + $3.50/M.
-    assert api.cost_per_million == pytest.approx(0.20 + 0.102 * 16.6667 + 3.50, abs=0.01)
+    # 102 ms billed (101.0000x rounds up) at 1 GB: 0.102 GB-s x $0.0000133334 (arm64) + $0.20/M + $3.50/M.
+    assert api.cost_per_million == pytest.approx(0.20 + 0.102 * 13.3334 + 3.50, abs=0.01)
     orders = costs["storefront-dev-consume_orders"]
     assert (orders.invocations, orders.errors, orders.api) == (2, 1, False)
-    assert orders.cost_per_million == pytest.approx(0.20 + 0.125 * 0.051 * 16.6667, abs=0.01)
+    assert orders.cost_per_million == pytest.approx(0.20 + 0.125 * 0.051 * 13.3334, abs=0.01)
 
 
 def test_percentiles_are_nearest_rank():
