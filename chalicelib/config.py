@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-__all__ = ["Settings", "load_settings", "orders_max_concurrency", "import_max_concurrency"]
+__all__ = ["Settings", "load_settings", "max_concurrency", "orders_max_concurrency", "import_max_concurrency"]
 
 PRODUCTS_TABLE = "PRODUCTS_TABLE"
 IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
@@ -131,15 +131,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
 
 
-def orders_max_concurrency(env: Mapping[str, str] | None = None) -> int:
-    """The orders consumer's concurrency cap (Lambda accepts 2..1000); 2 by default."""
-    env = os.environ if env is None else env
-    value = int(env.get(ORDERS_MAX_CONCURRENCY, "2"))
-    if not 2 <= value <= 1000:
-        raise RuntimeError(f"{ORDERS_MAX_CONCURRENCY} must be 2..1000, not {value}")
-    return value
-
-
 def max_concurrency(variable: str, default: int, env: Mapping[str, str] | None = None) -> int:
     """A queue consumer's concurrency cap from ``variable`` (Lambda accepts 2..1000).
 
@@ -159,3 +150,13 @@ def import_max_concurrency(env: Mapping[str, str] | None = None) -> int:
     if not 2 <= value <= 1000:
         raise RuntimeError(f"{IMPORT_MAX_CONCURRENCY} must be 2..1000, not {value}")
     return value
+
+
+def orders_max_concurrency(env: Mapping[str, str] | None = None) -> int:
+    """The orders consumer's concurrency cap; 2 by default (the levelling itself)."""
+    return max_concurrency(ORDERS_MAX_CONCURRENCY, 2, env)
+
+
+def import_max_concurrency(env: Mapping[str, str] | None = None) -> int:
+    """How many import chunks are written at once; 8 by default."""
+    return max_concurrency(IMPORT_MAX_CONCURRENCY, 8, env)
