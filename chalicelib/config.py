@@ -143,15 +143,6 @@ def max_concurrency(variable: str, default: int, env: Mapping[str, str] | None =
     return value
 
 
-def import_max_concurrency(env: Mapping[str, str] | None = None) -> int:
-    """How many import chunks are written at once (Lambda accepts 2..1000); 8 by default."""
-    env = os.environ if env is None else env
-    value = int(env.get(IMPORT_MAX_CONCURRENCY, "8"))
-    if not 2 <= value <= 1000:
-        raise RuntimeError(f"{IMPORT_MAX_CONCURRENCY} must be 2..1000, not {value}")
-    return value
-
-
 def orders_max_concurrency(env: Mapping[str, str] | None = None) -> int:
     """The orders consumer's concurrency cap; 2 by default (the levelling itself)."""
     return max_concurrency(ORDERS_MAX_CONCURRENCY, 2, env)
