@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from devstack.stack import PROJECT_DIR, LocalStack, PortInUse, StackOptions
+from devstack.stack import LocalStack, PortInUse, StackOptions
 
 ENDPOINTS = StackOptions.from_env().state_dir / "endpoints.json"
 

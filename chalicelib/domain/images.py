@@ -6,7 +6,6 @@ requested. Nothing a user sends becomes part of an object key: keys are built he
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from datetime import datetime
