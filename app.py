@@ -2,7 +2,7 @@
 
 from chalice.app import Chalice
 
-from chalicelib.entrypoints import order_events, orders_api, products_api
+from chalicelib.entrypoints import order_events, orders_api, products_api, saga_steps
 from chalicelib.entrypoints import image_events, images_api
 from chalicelib.entrypoints import cleanup_events, import_events, imports_api
 from chalicelib.entrypoints import docs_api
@@ -16,6 +16,7 @@ for event_type in ("sqs", "sns", "scheduled", "cloudwatch", "pure_lambda"):
 app.register_blueprint(products_api.api)
 app.register_blueprint(orders_api.api)
 app.register_blueprint(order_events.events)
+app.register_blueprint(saga_steps.steps)
 app.register_blueprint(images_api.api)
 app.register_blueprint(image_events.events)
 app.register_blueprint(imports_api.api)
@@ -28,3 +29,4 @@ add_preflight_routes(app)  # last: one OPTIONS route per path registered above
 # module registers every blueprint, and with it the middleware, which a blueprint's module imported
 # alone (Chalice's own handler string, "chalicelib.entrypoints.order_events.consume_orders") lacks.
 globals().update({source.name: app.handler_map[source.name] for source in app.event_sources})
+globals().update({function.name: app.handler_map[function.name] for function in app.pure_lambda_functions})

@@ -32,6 +32,7 @@ from chalicelib.adapters.pillow_images import PillowImageProcessor
 from chalicelib.adapters.products_table import PynamoProductLookup, PynamoProductRepository, bind_products_table
 from chalicelib.adapters.s3 import RENDITION_CACHE_CONTROL, S3Bucket
 from chalicelib.adapters.sqs import SqsOrderQueue
+from chalicelib.adapters.step_functions import StepFunctionsOrderSagas
 from chalicelib.adapters.tracing import NoTracer, Tracer
 from chalicelib.config import Settings, load_settings
 from chalicelib.domain.cleanup import Limits
@@ -42,7 +43,8 @@ from chalicelib.services.cleanup import (
 )
 from chalicelib.services.images import ImageProcessor, ImageRepository, ImageService, MediaBucket, UploadBucket
 from chalicelib.services.imports import ImportFiles, ImportJobRepository, ImportService, ImportTopics, ImportWriter
-from chalicelib.services.orders import OrderConsumer, OrderQueue, OrderRepository, OrderService
+from chalicelib.services.order_saga import Directory, Mailer, OrderSaga, PaymentProvider
+from chalicelib.services.orders import OrderConsumer, OrderQueue, OrderRepository, OrderSagas, OrderService
 from chalicelib.services.products import ProductRepository, ProductService
 from chalicelib.services.shared import Clock, IdempotencyStore, IdFactory
 
@@ -83,6 +85,10 @@ class Clients:
     idempotency: IdempotencyStore
     orders: OrderRepository
     order_queue: OrderQueue
+    order_sagas: OrderSagas
+    payments: PaymentProvider
+    mailer: Mailer
+    directory: Directory
     images: ImageRepository
     uploads: UploadsBucket
     media: MediaStore
@@ -108,6 +114,7 @@ class Services:
     products: ProductService
     orders: OrderService
     order_consumer: OrderConsumer
+    order_saga: OrderSaga
     images: ImageService
     imports: ImportService
     cleanup: CleanupService
@@ -134,6 +141,7 @@ def aws_clients(settings: Settings, *, aws: AwsClients | None = None, clock: Clo
         idempotency=PynamoIdempotencyStore(idempotency),
         orders=PynamoOrderRepository(bind_orders_table(table=s.orders_table, region=s.region), product, idempotency),
         order_queue=SqsOrderQueue(lambda: aws.sqs, s.orders_queue),
+        order_sagas=StepFunctionsOrderSagas(lambda: aws.stepfunctions, s.order_saga_state_machine),
         images=PynamoImageRepository(image, product),
         uploads=S3Bucket(s3, s.uploads_bucket),
         media=S3Bucket(s3, s.media_bucket, url_expires_in=s.media_url_ttl_seconds,
@@ -166,9 +174,10 @@ def bootstrap(settings: Settings | None = None, *, clients: Clients | None = Non
         verifier=c.verifier,
         rendition_url=c.media.url,
         products=ProductService(c.products, c.idempotency, clock=clock, new_id=ids, idempotency_ttl=ttl),
-        orders=OrderService(c.orders, c.order_queue, c.idempotency, clock=clock, new_id=ids, idempotency_ttl=ttl,
-                            trace_header=tracer.propagation_header),
-        order_consumer=OrderConsumer(c.orders, clock=clock),
+        orders=OrderService(c.orders, c.order_queue, c.order_sagas, c.idempotency, clock=clock, new_id=ids,
+                            idempotency_ttl=ttl, trace_header=tracer.propagation_header),
+        order_consumer=OrderConsumer(c.orders, c.order_sagas, clock=clock, trace_header=tracer.propagation_header),
+        order_saga=OrderSaga(c.orders, c.payments, c.mailer, c.directory, clock=clock),
         images=ImageService(c.images, c.products, c.uploads, c.media, c.image_processor, tracer=tracer,
                             clock=clock, new_id=ids),
         imports=ImportService(c.import_jobs, c.import_files, c.import_writer, c.import_topics, clock=clock,

@@ -17,6 +17,7 @@ PRODUCTS_TABLE = "PRODUCTS_TABLE"
 IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
 ORDERS_TABLE = "ORDERS_TABLE"
 ORDERS_QUEUE = "ORDERS_QUEUE"
+ORDER_SAGA_STATE_MACHINE = "ORDER_SAGA_STATE_MACHINE"  # the saga's ARN (a state machine's Ref)
 # Read when app.py is imported, because Chalice's decorator needs it then (packaging, too).
 ORDERS_MAX_CONCURRENCY = "ORDERS_MAX_CONCURRENCY"
 IMPORT_JOBS_TABLE = "IMPORT_JOBS_TABLE"
@@ -71,6 +72,7 @@ class Settings:
     media_url_ttl_seconds: int = 3600
     orders_table: str = ""
     orders_queue: str = ""
+    order_saga_state_machine: str = ""
     import_jobs_table: str = ""
     imports_bucket: str = ""
     import_chunks_topic: str = ""
@@ -117,6 +119,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         media_url_ttl_seconds=int(env.get(MEDIA_URL_TTL_SECONDS, "3600")),
         orders_table=env.get(ORDERS_TABLE, ""),
         orders_queue=env.get(ORDERS_QUEUE, ""),
+        order_saga_state_machine=env.get(ORDER_SAGA_STATE_MACHINE, ""),
         import_jobs_table=env.get(IMPORT_JOBS_TABLE, ""),
         imports_bucket=env.get(IMPORTS_BUCKET, ""),
         import_chunks_topic=env.get(IMPORT_CHUNKS_TOPIC, ""),

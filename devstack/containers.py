@@ -38,7 +38,14 @@ _SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: forking th
 
 
 class ContainerError(Exception):
-    """What a handler raised in its container (its type, message and the container's traceback)."""
+    """What a handler raised in its container (its type, message and the container's traceback).
+
+    `error_type` is the class name of what the handler raised: Lambda reports it as the
+    invocation's `errorType`, which Step Functions' Retry and Catch match by name."""
+
+    def __init__(self, message: str, error_type: str = "ContainerError") -> None:
+        super().__init__(message)
+        self.error_type = error_type
 
 
 class ContainerTimedOut(Exception):
@@ -72,12 +79,12 @@ def _serve(conn: Any, project_dir: str, module: str, handler_name: str) -> None:
         try:
             result = handler(event, LambdaContext.resumed(fields, remaining_ms))
         except BaseException as exc:  # noqa: BLE001 - Lambda reports whatever escapes
-            conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+            conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc(), type(exc).__name__))
             continue
         try:
             conn.send(("ok", result))
         except Exception as exc:  # noqa: BLE001 - an unpicklable result cannot leave, as on Lambda
-            conn.send(("error", f"the result could not be returned: {exc!r}", ""))
+            conn.send(("error", f"the result could not be returned: {exc!r}", "", "Runtime.MarshalError"))
 
 
 class _Container:
@@ -137,8 +144,8 @@ class ProcessContainers:
             raise ContainerError(f"the container of {handler_name} exited during the invocation ({exc!r})") from None
         self._release(handler_name, container)
         if kind == "error":
-            message, remote_traceback = payload
-            raise ContainerError(f"{message}\n{remote_traceback}".rstrip())
+            message, remote_traceback, error_type = payload
+            raise ContainerError(f"{message}\n{remote_traceback}".rstrip(), error_type)
         return payload[0]
 
     def stop(self, timeout: float = 5) -> None:

@@ -255,8 +255,10 @@ class EventSourceEmulator:
     def retry_delay_seconds(self) -> float | None:
         return self._retry_delay
 
-    def invoke(self, function: Function, event: dict[str, Any], *, records: int) -> Outcome:
-        """One invocation, counted and logged; never raises (the outcome says how it ended)."""
+    def invoke(self, function: Function, event: dict[str, Any], *, records: int,
+               trace_header: str | None = None) -> Outcome:
+        """One invocation, counted and logged; never raises (the outcome says how it ended).
+        `records`: how many records the event carries (0 for a direct invoke)."""
         context = LambdaContext(
             function.function_name,
             settings=function.settings,
@@ -265,7 +267,8 @@ class EventSourceEmulator:
         )
         self._count(function, invocations=1, in_flight=1, records_delivered=records)
         started = time.perf_counter()
-        outcome = invocations.run(function, event, context, self._containers, self._tracing)
+        outcome = invocations.run(function, event, context, self._containers, self._tracing,
+                                  trace_header=trace_header)
         elapsed_ms = (time.perf_counter() - started) * 1000
         self._count(
             function,
@@ -273,7 +276,9 @@ class EventSourceEmulator:
             errors=0 if outcome.ok else 1,
             timeouts=1 if outcome.timed_out else 0,
         )
-        if outcome.ok:
+        if outcome.ok and not records:
+            logger.info("%s ok %.0f ms", function.function_name, elapsed_ms)
+        elif outcome.ok:
             logger.info("%s %d record%s ok %.0f ms", function.function_name, records,
                         "" if records == 1 else "s", elapsed_ms)
         elif outcome.timed_out:
@@ -310,6 +315,10 @@ class EventSourceEmulator:
         return self._session.client(  # type: ignore[call-overload]
             service, endpoint_url=self._endpoint_url, region_name=self._region, config=config
         )
+
+    def function(self, name: str) -> Function:
+        """The app's function `name` (its Chalice handler name), as this emulator invokes it."""
+        return self._function(name)
 
     def _function(self, name: str) -> Function:
         with self._lock:

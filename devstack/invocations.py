@@ -60,24 +60,28 @@ class Outcome:
             return {"errorMessage": function.timeout_message(), "errorType": "Sandbox.Timedout"}
         return {
             "errorMessage": str(self.error),
-            "errorType": type(self.error).__name__,
+            # What the handler raised, also when it raised in a container process.
+            "errorType": getattr(self.error, "error_type", None) or type(self.error).__name__,
             "stackTrace": traceback.format_tb(self.error.__traceback__),
         }
 
 
 def run(function: Function, event: dict[str, Any], context: LambdaContext,
-        containers: ProcessContainers | None, tracing: FunctionTracing | None = None) -> Outcome:
+        containers: ProcessContainers | None, tracing: FunctionTracing | None = None, *,
+        trace_header: str | None = None) -> Outcome:
     """Call the handler as Lambda would: in a container process, or (None) in a thread of this one.
 
-    With `tracing`, the invocation gets the function segment Lambda would open for it.
+    With `tracing`, the invocation gets the function segment Lambda would open for it, in the
+    trace of `trace_header` when its caller passed one (a synchronous invoke: Step Functions).
     """
     outcome = Outcome(request_id=context.aws_request_id)
     segment = None  # in a thread, FunctionTracing.in_thread opens and closes it
     if containers is not None:
-        segment = tracing.open(function.function_name, event=event) if tracing is not None else None
+        segment = (tracing.open(function.function_name, trace_header=trace_header, event=event)
+                   if tracing is not None else None)
         _run_in_container(function, event, context, outcome, containers, segment)
     else:
-        _run_in_thread(function, event, context, outcome, tracing)
+        _run_in_thread(function, event, context, outcome, tracing, trace_header)
     if outcome.ok:
         try:
             json.dumps(outcome.result, default=_json_default)
@@ -108,10 +112,11 @@ def _run_in_container(function: Function, event: dict[str, Any], context: Lambda
 
 
 def _run_in_thread(function: Function, event: dict[str, Any], context: LambdaContext,
-                   outcome: Outcome, tracing: FunctionTracing | None) -> None:
+                   outcome: Outcome, tracing: FunctionTracing | None, trace_header: str | None = None) -> None:
     """A timeout ends the invocation, not the thread (a thread cannot be killed)."""
     def call() -> None:
-        traced = (tracing.in_thread(function.function_name, event=event) if tracing is not None
+        traced = (tracing.in_thread(function.function_name, trace_header=trace_header, event=event)
+                  if tracing is not None
                   else contextlib.nullcontext(None))
         with traced as segment:
             try:

@@ -15,6 +15,7 @@ from devstack.resource_types import (
     S3_BUCKET,
     SNS_TOPIC,
     SQS_QUEUE,
+    STATE_MACHINE,
     USER_POOL,
     USER_POOL_CLIENT,
     error_code,
@@ -59,12 +60,13 @@ class Provisioned:
         return {env_var_name(i): self.resources[i].ref for i in self.app_ids}
 
     def summary(self) -> dict[str, Any]:
-        """Buckets, tables, queues, topics and the user pool, as .devstack/endpoints.json shows them."""
+        """Buckets, tables, queues, topics, state machines and the user pool, as .devstack/endpoints.json shows them."""
         return {
             "buckets": self._refs_of(S3_BUCKET),
             "tables": self._refs_of(DYNAMODB_TABLE),
             "queues": self._refs_of(SQS_QUEUE),
             "topics": self._refs_of(SNS_TOPIC),
+            "state_machines": self._refs_of(STATE_MACHINE),
             "user_pool_id": next(iter(self._refs_of(USER_POOL).values()), None),
             "user_pool_client_id": next(iter(self._refs_of(USER_POOL_CLIENT).values()), None),
         }

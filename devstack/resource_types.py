@@ -1,6 +1,6 @@
 """The resource types the local provisioner creates, each the way CloudFormation creates it.
 
-Why one file of ~500 lines: it is one table (`SUPPORTED_TYPES`) and, per resource type, the
+Why one file of ~650 lines: it is one table (`SUPPORTED_TYPES`) and, per resource type, the
 creator and the property lists it accepts, all sharing one small contract (`ResourceContext` in,
 `Created` out). Each section mirrors CloudFormation's property names for one service and is read
 against that service's CloudFormation page; splitting by service would scatter the table and the
@@ -41,6 +41,9 @@ SNS_TOPIC = "AWS::SNS::Topic"
 SNS_SUBSCRIPTION = "AWS::SNS::Subscription"
 USER_POOL = "AWS::Cognito::UserPool"
 USER_POOL_CLIENT = "AWS::Cognito::UserPoolClient"
+IAM_ROLE = "AWS::IAM::Role"
+LOG_GROUP = "AWS::Logs::LogGroup"
+STATE_MACHINE = "AWS::StepFunctions::StateMachine"
 
 # Properties with no local meaning: moto neither encrypts, backs up nor bills, and tags change
 # no behaviour the app can see.
@@ -52,6 +55,9 @@ IGNORED_PROPERTIES: Mapping[str, frozenset[str]] = {
     S3_BUCKET: frozenset({"Tags"}),
     SNS_TOPIC: frozenset({"KmsMasterKeyId", "Tags"}),
     USER_POOL: frozenset({"UserPoolTags"}),
+    # moto's interpreter keeps its own history; X-Ray segments come from the function containers.
+    STATE_MACHINE: frozenset({"LoggingConfiguration", "TracingConfiguration", "Tags"}),
+    LOG_GROUP: frozenset({"RetentionInDays", "Tags"}),
 }
 
 
@@ -505,7 +511,83 @@ def _find_user_pool_client(idp: Any, pool_id: str, name: str) -> str | None:
     return None
 
 
+# --- IAM, CloudWatch Logs, Step Functions (the order saga) ----------------------------------
+
+
+def _create_role(ctx: ResourceContext, logical_id: str, props: dict[str, Any]) -> Created:
+    """moto keeps the role (the state machine names it) but enforces none of its policies: the
+    deploy tests check least privilege on the packaged template instead."""
+    iam = ctx.client("iam")
+    name = props.get("RoleName") or ctx.name(logical_id, max_length=64)
+    try:
+        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+    except ClientError as err:
+        if error_code(err) != "NoSuchEntity":
+            raise
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]))[
+            "Role"]["Arn"]
+    for policy in props.get("Policies", []):
+        iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"],
+                            PolicyDocument=json.dumps(policy["PolicyDocument"]))
+    return Created(name, {"Arn": arn, "RoleId": name})
+
+
+def _create_log_group(ctx: ResourceContext, logical_id: str, props: dict[str, Any]) -> Created:
+    logs = ctx.client("logs")
+    name = props.get("LogGroupName") or ctx.name(logical_id, max_length=512)
+    try:
+        logs.create_log_group(logGroupName=name)
+    except ClientError as err:
+        if error_code(err) != "ResourceAlreadyExistsException":
+            raise
+    arn = f"arn:{ctx.stack.partition}:logs:{ctx.stack.region}:{ctx.stack.account_id}:log-group:{name}:*"
+    return Created(name, {"Arn": arn})
+
+
+def _definition(props: Mapping[str, Any]) -> str:
+    """The definition as CloudFormation hands it to Step Functions: `${name}` replaced by each of
+    DefinitionSubstitutions (already evaluated)."""
+    text = json.dumps(props["Definition"])
+    for name, value in props.get("DefinitionSubstitutions", {}).items():
+        text = text.replace("${" + name + "}", str(value))
+    return text
+
+
+def _create_state_machine(ctx: ResourceContext, logical_id: str, props: dict[str, Any]) -> Created:
+    sfn = ctx.client("stepfunctions")
+    name = props.get("StateMachineName") or ctx.name(logical_id, max_length=80)
+    arn = f"arn:{ctx.stack.partition}:states:{ctx.stack.region}:{ctx.stack.account_id}:stateMachine:{name}"
+    definition = _definition(props)
+    try:
+        sfn.describe_state_machine(stateMachineArn=arn)
+        sfn.update_state_machine(stateMachineArn=arn, definition=definition, roleArn=props["RoleArn"])
+    except ClientError as err:
+        if error_code(err) != "StateMachineDoesNotExist":
+            raise
+        sfn.create_state_machine(name=name, definition=definition, roleArn=props["RoleArn"],
+                                 type=props.get("StateMachineType", "STANDARD"))
+    return Created(arn, {"Arn": arn, "Name": name})
+
+
 SUPPORTED_TYPES: Mapping[str, ResourceType] = {
+    IAM_ROLE: ResourceType(
+        properties=frozenset({"AssumeRolePolicyDocument", "Policies", "RoleName"}),
+        attributes=frozenset({"Arn", "RoleId"}),
+        create=_create_role,
+        required=frozenset({"AssumeRolePolicyDocument"}),
+    ),
+    LOG_GROUP: ResourceType(
+        properties=frozenset({"LogGroupName"}),
+        attributes=frozenset({"Arn"}),
+        create=_create_log_group,
+    ),
+    STATE_MACHINE: ResourceType(
+        properties=frozenset({"Definition", "DefinitionSubstitutions", "RoleArn", "StateMachineName",
+                              "StateMachineType"}),
+        attributes=frozenset({"Arn", "Name"}),
+        create=_create_state_machine,
+        required=frozenset({"Definition", "RoleArn"}),
+    ),
     DYNAMODB_TABLE: ResourceType(
         properties=_TABLE_PASS_THROUGH
         | {"TableName", "GlobalSecondaryIndexes", "StreamSpecification", "TimeToLiveSpecification"},

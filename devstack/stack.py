@@ -183,6 +183,13 @@ class LocalStack:
         self.emulator.start()
         self._stoppers.append(("event delivery", self.emulator.stop))
 
+        from devstack.step_functions import install as run_state_machines
+
+        # Executions start only once the containers are there to run their Lambda tasks.
+        self._stoppers.append(("state machines", run_state_machines(
+            self.emulator.invoke, [self.emulator.function(f.name) for f in app.pure_lambda_functions],
+            port=aws_port, account_id=ACCOUNT_ID, region=o.region)))
+
         from devstack.trace_reader import Pricing
 
         pricing = Pricing(o.stage)
@@ -198,7 +205,7 @@ class LocalStack:
             # API.md's names for buckets ("uploads", ...); other resources by logical id.
             "buckets": {_short(lid): name for lid, name in summary["buckets"].items()},
             "tables": summary["tables"], "queues": summary["queues"],
-            "topics": summary["topics"],
+            "topics": summary["topics"], "state_machines": summary["state_machines"],
         }
         self._write_endpoints()
         return self.endpoints

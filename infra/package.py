@@ -81,6 +81,14 @@ DEPENDENCIES_LAYER = "DependenciesLayer"
 LOG_RETENTION_DAYS = {"dev": 14, "prod": 90}
 
 
+def inline_definitions(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    """State machines' definitions as load_template read them from their files (the merge copies
+    infra/resources.json as it is, where a definition is only named)."""
+    for logical_id, resource in resources["Resources"].items():
+        if "Definition" in resource.get("Properties", {}):
+            template["Resources"][logical_id]["Properties"]["Definition"] = resource["Properties"]["Definition"]
+
+
 def handler_name(function: dict[str, Any]) -> str:
     """The Chalice name of a function resource: ``api_handler`` or the decorated function's name."""
     handler = function["Properties"]["Handler"]
@@ -319,6 +327,12 @@ def add_alarms(template: dict[str, Any]) -> None:
             f"a message reached {queue_id}: a record failed every retry; inspect it, fix, redrive",
             namespace="AWS/SQS", metric="ApproximateNumberOfMessagesVisible", statistic="Maximum",
             dimension=("QueueName", {"Fn::GetAtt": [queue_id, "QueueName"]}))
+    for logical_id in [i for i, r in resources.items() if r["Type"] == "AWS::StepFunctions::StateMachine"]:
+        resources[f"{logical_id}FailedAlarm"] = _alarm(
+            f"an execution of {logical_id} failed (compensation failed, or a buyer was not e-mailed); "
+            "read its history, fix, redrive",
+            namespace="AWS/States", metric="ExecutionsFailed", statistic="Sum",
+            dimension=("StateMachineArn", {"Ref": logical_id}))
     for name, logical_id in functions(template).items():
         resources[f"{logical_id}ErrorsAlarm"] = _alarm(
             f"{name} raised (an invocation failed, not a record reported in batchItemFailures)",
@@ -366,6 +380,7 @@ def finish(sam: dict[str, Any], *, resources: dict[str, Any], stage: str, archit
     if missing:
         raise ValueError(f"not merged from infra/resources.json: {', '.join(missing)}")
     template["Description"] = f"Storefront ({stage}): the Chalice app and every resource it uses."
+    inline_definitions(template, resources)
     load_handlers_through_app(template)
     name_functions(template)
     add_log_groups(template, LOG_RETENTION_DAYS[stage])

@@ -34,6 +34,10 @@ __all__ = [
     "table",
     "topic",
     "log_streams",
+    "state_machine",
+    "secret",
+    "user_pool",
+    "mail_identities",
 ]
 
 Intrinsic = dict[str, Any] | str
@@ -73,6 +77,24 @@ def topic(logical_id: str) -> Intrinsic:
     return {"Ref": logical_id}  # a topic's Ref is its ARN
 
 
+def state_machine(logical_id: str) -> Intrinsic:
+    return {"Ref": logical_id}  # a state machine's Ref is its ARN
+
+
+def secret(logical_id: str) -> Intrinsic:
+    return {"Ref": logical_id}  # a secret's Ref is its ARN
+
+
+def user_pool(logical_id: str) -> Intrinsic:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def mail_identities() -> Intrinsic:
+    """The account's SES identities in the region: the sender's address or domain (MAIL_FROM,
+    verified outside the stack) and, in SES's sandbox, the verified recipients."""
+    return {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"}
+
+
 def log_streams(log_group_id: str) -> Intrinsic:
     """The streams of the function's own log group (created by the template, so no CreateLogGroup)."""
     return {"Fn::Sub": f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}"
@@ -101,13 +123,37 @@ POLICIES: dict[str, tuple[Grant, ...]] = {
         Grant("RenditionLinks", ("s3:GetObject",), (objects("MediaBucket", "products/"),)),
         Grant("PlaceOrders", ("sqs:SendMessage",), (queue("OrdersQueue"),)),
     ),
-    # Confirms (stock and order in one transaction) or rejects each queued order.
+    # Reserves stock (stock and order in one transaction) or rejects each queued order, and
+    # starts each reserved order's saga.
     "consume_orders": (
         _consume("OrdersQueue"),
         # One BatchGetItem reads a batch's stocks (a GetItem per product if it fails).
         Grant("Stock", ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
               (table("ProductsTable"),)),
-        Grant("Orders", ("dynamodb:UpdateItem",), (table("OrdersTable"),)),
+        Grant("Orders", ("dynamodb:GetItem", "dynamodb:UpdateItem"), (table("OrdersTable"),)),
+        Grant("StartSagas", ("states:StartExecution",), (state_machine("OrderSagaStateMachine"),)),
+    ),
+    # An order message that failed every delivery: the order ends `failed`, or is finished.
+    "orders_dead_letter": (
+        _consume("OrdersQueueDeadLetterQueue"),
+        Grant("Orders", ("dynamodb:GetItem", "dynamodb:UpdateItem"), (table("OrdersTable"),)),
+        Grant("StartSagas", ("states:StartExecution",), (state_machine("OrderSagaStateMachine"),)),
+    ),
+    # The saga's payment steps: authorize, capture, and release (void or refund).
+    "order_saga_payment": (
+        Grant("Orders", ("dynamodb:GetItem", "dynamodb:UpdateItem"), (table("OrdersTable"),)),
+        Grant("PaymentsApiKey", ("secretsmanager:GetSecretValue",), (secret("PaymentsApiKeySecret"),)),
+    ),
+    # The saga's order steps: confirm, and the compensation's restock and ending.
+    "order_saga_order": (
+        Grant("Orders", ("dynamodb:GetItem", "dynamodb:UpdateItem"), (table("OrdersTable"),)),
+        Grant("Restock", ("dynamodb:UpdateItem",), (table("ProductsTable"),)),
+    ),
+    # The saga's last step: the buyer's address from the user pool, the e-mail through SES.
+    "order_saga_notify": (
+        Grant("Orders", ("dynamodb:GetItem", "dynamodb:UpdateItem"), (table("OrdersTable"),)),
+        Grant("BuyersAddress", ("cognito-idp:ListUsers",), (user_pool("UserPool"),)),
+        Grant("SendMail", ("ses:SendEmail",), (mail_identities(),)),
     ),
     # Reads an upload, writes renditions (deleting them again if the image vanished meanwhile).
     "process_images": (

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_stepfunctions import SFNClient
 
 __all__ = ["AwsClients"]
 
@@ -53,3 +54,9 @@ class AwsClients:
 
         return boto3.client("dynamodb", region_name=self.region,
                             config=Config(parameter_validation=False, retries={"mode": "standard"}))
+
+    @cached_property
+    def stepfunctions(self) -> SFNClient:
+        import boto3
+
+        return boto3.client("stepfunctions", region_name=self.region)

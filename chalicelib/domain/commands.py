@@ -13,7 +13,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.ids import ID_REGEX
-from chalicelib.domain.orders import MAX_QUANTITY
+from chalicelib.domain.orders import MAX_QUANTITY, PAYMENT_METHOD_REGEX
 
 __all__ = ["Command", "CreateProduct", "UpdateProduct", "PlaceOrder", "parse_command", "InvalidField", "Violation",
            "MAX_BODY_BYTES", "MAX_PRICE_CENTS", "MAX_STOCK", "MIN_QUANTITY", "PriceCents", "Stock", "Currency",
@@ -206,6 +206,8 @@ def parse_command(model: type[C], data: Any) -> C:
 class PlaceOrder(Command):
     """Body of POST /orders."""
 
-    # {"product_id": 26 characters, "quantity": 1..100}: the default 1 KiB is plenty.
+    # {"product_id": 26 characters, "quantity": 1..100, "payment_method": <= 123}: 1 KiB is plenty.
     product_id: Annotated[str, StringConstraints(pattern=rf"^{ID_REGEX}$")]  # rust regex: $ = end
     quantity: Annotated[int, Field(ge=MIN_QUANTITY, le=MAX_QUANTITY, strict=True)]
+    # A token the client got from the payment provider (API.md, Payments), e.g. "pm_card_visa".
+    payment_method: Annotated[str, StringConstraints(pattern=rf"^{PAYMENT_METHOD_REGEX}$")]

@@ -1,45 +1,81 @@
-"""Orders: accepted by the API, then confirmed or rejected exactly once by the consumer."""
+"""Orders: accepted by the API, reserved (or rejected) by the queue consumer, then paid for,
+confirmed or compensated by the order saga; each reaches exactly one ending."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Mapping
 
-from chalicelib.domain.errors import PoisonMessage
+from chalicelib.domain.errors import PoisonMessage, StorefrontError
 from chalicelib.domain.ids import is_id
+from chalicelib.domain.payments import Payment
 
-__all__ = ["Order", "OrderPlaced", "OrderStatus", "RejectReason", "WriteOutcome", "QUEUED", "CONFIRMED",
-           "REJECTED", "OUT_OF_STOCK", "PRODUCT_NOT_FOUND", "MAX_QUANTITY", "decide"]
+__all__ = ["Order", "OrderPlaced", "OrderStatus", "Reason", "WriteOutcome", "HistoryEntry", "QUEUED",
+           "RESERVED", "PAID", "CONFIRMED", "CANCELLING", "REJECTED", "PAYMENT_FAILED", "CANCELLED", "FAILED",
+           "ENDINGS", "CANCELLABLE", "OUT_OF_STOCK", "PRODUCT_NOT_FOUND", "MAX_QUANTITY", "PAYMENT_METHOD_REGEX",
+           "decide", "Offer", "OrderCancelled", "OrderEnded", "CannotCancel"]
 
 MAX_QUANTITY = 100  # per order: a larger order is not a storefront purchase
+# A payment method token as a provider issues it (Stripe: "pm_" and letters, digits, underscores).
+PAYMENT_METHOD_REGEX = r"pm_[A-Za-z0-9_]{1,120}"
 
 
 class OrderStatus(StrEnum):
-    """Stored and answered as its value; `queued` until the consumer decides, then final."""
+    """Stored and answered as its value (API.md): queued -> reserved -> paid -> confirmed, and the
+    endings rejected, payment_failed, cancelled (after cancelling) and failed."""
 
     QUEUED = "queued"
+    RESERVED = "reserved"
+    PAID = "paid"
     CONFIRMED = "confirmed"
+    CANCELLING = "cancelling"
     REJECTED = "rejected"
+    PAYMENT_FAILED = "payment_failed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
 
 
-class RejectReason(StrEnum):
+class Reason(StrEnum):
+    """Why an order ended the way it did (`reason`); a decline gives the provider's decline code."""
+
     OUT_OF_STOCK = "out_of_stock"
     PRODUCT_NOT_FOUND = "product_not_found"
+    CARD_DECLINED = "card_declined"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    PAYMENT_PROVIDER_UNAVAILABLE = "payment_provider_unavailable"
+    CANCELLED_BY_BUYER = "cancelled_by_buyer"
+    NOT_PROCESSED = "not_processed"  # its queue message exhausted its deliveries (the orders DLQ)
+    UNEXPECTED_ERROR = "unexpected_error"  # a saga step failed for good; see the execution's history
 
 
 class WriteOutcome(StrEnum):
-    """What one conditional write of an order's outcome did (the repository's answer)."""
+    """What one conditional write of an order did (the repository's answer)."""
 
     APPLIED = "applied"
-    ALREADY_APPLIED = "already_applied"  # the order had left `queued`: a redelivery, or withdrawn
-    STOCK_CHANGED = "stock_changed"  # not enough stock, or no product, at write time
+    ALREADY_APPLIED = "already_applied"  # the order had moved on: a redelivery, a retry, or a cancel
+    STOCK_CHANGED = "stock_changed"  # not enough stock, no product, or a new price at write time
 
 
 # The names the rest of the code reads (members, not copies: `QUEUED is OrderStatus.QUEUED`).
-QUEUED, CONFIRMED, REJECTED = OrderStatus.QUEUED, OrderStatus.CONFIRMED, OrderStatus.REJECTED
-OUT_OF_STOCK, PRODUCT_NOT_FOUND = RejectReason.OUT_OF_STOCK, RejectReason.PRODUCT_NOT_FOUND
+QUEUED, RESERVED, PAID, CONFIRMED = OrderStatus.QUEUED, OrderStatus.RESERVED, OrderStatus.PAID, OrderStatus.CONFIRMED
+CANCELLING, REJECTED, PAYMENT_FAILED = OrderStatus.CANCELLING, OrderStatus.REJECTED, OrderStatus.PAYMENT_FAILED
+CANCELLED, FAILED = OrderStatus.CANCELLED, OrderStatus.FAILED
+OUT_OF_STOCK, PRODUCT_NOT_FOUND = Reason.OUT_OF_STOCK, Reason.PRODUCT_NOT_FOUND
+
+# Nothing changes an order after one of these. `confirmed` is not among them: a buyer may still
+# cancel a confirmed order (it is refunded and ends `cancelled`).
+ENDINGS = frozenset({REJECTED, PAYMENT_FAILED, CANCELLED, FAILED})
+# What a buyer may cancel; `cancelling` answers again without doing anything twice.
+CANCELLABLE = frozenset({QUEUED, RESERVED, PAID, CONFIRMED})
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    status: OrderStatus
+    at: datetime
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,7 +87,18 @@ class Order:
     status: OrderStatus
     created_at: datetime
     updated_at: datetime
-    reason: RejectReason | None = None
+    reason: str | None = None
+    payment_method: str | None = None
+    amount_cents: int | None = None  # fixed when stock is reserved, at the product's price then
+    currency: str | None = None
+    payment: Payment = field(default_factory=Payment)
+    stock_held: bool = False  # the reserved units are out of the product's stock, not yet put back
+    notified: bool = False  # the buyer was e-mailed the confirmation
+    history: tuple[HistoryEntry, ...] = ()
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDINGS
 
 
 @dataclass(frozen=True)
@@ -82,10 +129,35 @@ class OrderPlaced:
         return cls(order_id, buyer, product_id, quantity)
 
 
-def decide(stock: int | None, quantity: int) -> RejectReason | None:
-    """None to confirm, or the rejection reason, given the product's stock (None: no such product)."""
-    if stock is None:
+@dataclass(frozen=True)
+class Offer:
+    """What the consumer reads of a product to reserve units of it: the reservation's write is
+    conditioned on all three, so the buyer pays the price of the moment the stock was taken."""
+
+    stock: int
+    price_cents: int
+    currency: str
+
+    def amount_for(self, quantity: int) -> int:
+        return self.price_cents * quantity
+
+
+def decide(offer: Offer | None, quantity: int) -> Reason | None:
+    """None to reserve, or the rejection reason, given the product's offer (None: no such product)."""
+    if offer is None:
         return PRODUCT_NOT_FOUND
-    if stock < quantity:
+    if offer.stock < quantity:
         return OUT_OF_STOCK
     return None
+
+
+class OrderCancelled(StorefrontError):
+    """A saga step found the order `cancelling`: the saga stops going forward and compensates."""
+
+
+class OrderEnded(StorefrontError):
+    """A saga step found the order already ended: there is nothing left for the saga to do."""
+
+
+class CannotCancel(StorefrontError):
+    """The order has ended (rejected, payment_failed, cancelled, failed): 409."""

@@ -26,6 +26,7 @@ class PaymentStatus(StrEnum):
 class Payment:
     status: PaymentStatus = PaymentStatus.NONE
     reference: str | None = None  # the provider's id for it (a PaymentIntent id)
+    failure: str | None = None  # why it failed (a decline reason), when status is FAILED
 
 
 # What a decline says, as the order's reason: Stripe's `decline_code` where it is one of these,

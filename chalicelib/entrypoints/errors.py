@@ -14,6 +14,7 @@ from typing import Mapping
 
 from chalicelib.domain import errors
 from chalicelib.domain.images import TooManyImages
+from chalicelib.domain.orders import CannotCancel
 
 __all__ = ["AnsweredBy", "ErrorAnswer", "ERRORS", "BY_STATUS", "answer_for"]
 
@@ -44,7 +45,7 @@ ERRORS: tuple[ErrorAnswer, ...] = (
                 (errors.Unauthenticated,), {"WWW-Authenticate": 'Bearer realm="storefront"'}),
     ErrorAnswer(403, "ForbiddenError", "The resource belongs to someone else", (errors.Forbidden,)),
     ErrorAnswer(404, "NotFoundError", "No such resource", (errors.NotFound,)),
-    ErrorAnswer(409, "ConflictError", "Conflict (see the operation)", (errors.IdempotencyConflict, TooManyImages)),
+    ErrorAnswer(409, "ConflictError", "Conflict (see the operation)", (errors.IdempotencyConflict, TooManyImages, CannotCancel)),
     ErrorAnswer(412, "PreconditionFailedError", "If-Match names a version that is not the current one",
                 (errors.VersionMismatch,)),
     # API Gateway's gateway response type: its body is {"message": ...}, not Chalice's shape.

@@ -27,7 +27,8 @@ from chalicelib.domain.idempotency import KEY_REGEX as IDEMPOTENCY_KEY_REGEX
 from chalicelib.domain.identity import USER_ID_REGEX
 from chalicelib.domain.ids import ID_REGEX
 from chalicelib.domain.image_commands import RequestImageUpload
-from chalicelib.domain.orders import MAX_QUANTITY, QUEUED, OrderStatus, RejectReason
+from chalicelib.domain.orders import MAX_QUANTITY, QUEUED, OrderStatus, Reason
+from chalicelib.domain.payments import DECLINE_REASONS, PaymentStatus
 from chalicelib.entrypoints.errors import BY_STATUS, AnsweredBy
 from chalicelib.entrypoints.http_common import IF_MATCH_REGEX, LIMIT_DEFAULT, LIMIT_MAX
 
@@ -46,13 +47,15 @@ def _one_of(values: Iterable[str]) -> Any:
 if TYPE_CHECKING:  # Literal takes only literals, for mypy; these fields are strings to it
     _ImageStatus: TypeAlias = str
     _OrderStatus: TypeAlias = str
-    _RejectReason: TypeAlias = str
+    _Reason: TypeAlias = str
+    _PaymentStatus: TypeAlias = str
     _ImportStatus: TypeAlias = str
     _Queued: TypeAlias = str
 else:
     _ImageStatus = _one_of(images.ImageStatus)
     _OrderStatus = _one_of(OrderStatus)
-    _RejectReason = _one_of(RejectReason)
+    _Reason = _one_of([*Reason, *sorted(DECLINE_REASONS - set(Reason))])
+    _PaymentStatus = _one_of(PaymentStatus)
     _ImportStatus = _one_of(imports.ImportStatus)
     _Queued = _one_of((QUEUED,))
 
@@ -121,14 +124,34 @@ class OrderAccepted(_Shape):
     status: _Queued
 
 
+class OrderPayment(_Shape):
+    status: _PaymentStatus
+    reference: Optional[str] = Field(None, description="the payment provider's id of the payment")
+
+
+class OrderHistoryEntry(_Shape):
+    status: _OrderStatus
+    at: str = _DATE_TIME
+    reason: Optional[_Reason] = None
+
+
 class Order(_Shape):
     order_id: str = Field(pattern=_ID)
     product_id: str = Field(pattern=_ID)
     quantity: int = Field(ge=MIN_QUANTITY, le=MAX_QUANTITY)
     status: _OrderStatus
-    reason: Optional[_RejectReason] = None
+    reason: Optional[_Reason] = None
+    amount_cents: Optional[int] = Field(description="price x quantity when the stock was reserved; null while queued")
+    currency: Optional[str] = Field(description="the product's currency; null while queued")
+    payment: OrderPayment
+    history: list[OrderHistoryEntry] = Field(description="every status the order went through, oldest first")
     created_at: str = _DATE_TIME
     updated_at: str = _DATE_TIME
+
+
+class OrderPage(_Shape):
+    items: list[Order]
+    next_cursor: Optional[str] = Field(description="pass back as ?cursor= for the next page; null at the end")
 
 
 class PresignedPost(_Shape):
@@ -171,7 +194,8 @@ class ImportJob(_Shape):
 _REQUESTS: tuple[type[Command], ...] = (CreateProduct, UpdateProduct, PlaceOrder, RequestImageUpload)
 _BODY_LIMITS = {model.__name__: model.MAX_BODY_BYTES for model in _REQUESTS}  # what each route reads
 _RESPONSES: tuple[type[BaseModel], ...] = (
-    Error, GatewayError, Health, Product, ProductPage, OrderAccepted, Order, ImageUploadTicket, ImportStarted, ImportJob)
+    Error, GatewayError, Health, Product, ProductPage, OrderAccepted, Order, OrderPage, ImageUploadTicket,
+    ImportStarted, ImportJob)
 
 
 @dataclass(frozen=True)
@@ -207,7 +231,7 @@ _PRODUCT_LINKS = {
     "RequestImageUpload": {"operationId": "requestImageUpload",
                            "parameters": {"product_id": "$response.body#/id"}},
     "PlaceOrder": {"operationId": "placeOrder", "requestBody": {
-        "product_id": "$response.body#/id", "quantity": 1}},
+        "product_id": "$response.body#/id", "quantity": 1, "payment_method": "pm_card_visa"}},
 }
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -234,14 +258,21 @@ OPERATIONS: tuple[Operation, ...] = (
               (*_BODY, *_TOKEN, 403, 404, 409), auth=True, body="RequestImageUpload",
               parameters=("ProductId",),
               notes={409: f"The product already holds {images.MAX_IMAGES_PER_PRODUCT} images"}),
-    Operation("POST", "/orders", "placeOrder", "Queue an order; a consumer confirms or rejects it", 202,
+    Operation("POST", "/orders", "placeOrder",
+              "Queue an order; a consumer reserves its stock (or rejects it), then a saga takes the payment", 202,
               "OrderAccepted", (*_BODY, *_TOKEN, 409), auth=True, body="PlaceOrder",
               parameters=("IdempotencyKey",), success_headers=("Location", "Idempotent-Replayed"),
               links={"GetOrder": {"operationId": "getOrder",
                                   "parameters": {"order_id": "$response.body#/order_id"}}},
               notes={409: "The Idempotency-Key was used with a different body"}),
+    Operation("GET", "/orders", "listOrders", "The caller's orders, newest first", 200, "OrderPage",
+              (400, 415, *_TOKEN), auth=True, parameters=("Limit", "Cursor", "OrderStatus")),
     Operation("GET", "/orders/{order_id}", "getOrder", "Read an order (buyer only)", 200, "Order",
               (415, *_TOKEN, 403, 404), auth=True, parameters=("OrderId",)),
+    Operation("POST", "/orders/{order_id}/cancel", "cancelOrder",
+              "Cancel an order (buyer only): it ends `cancelled`, paid money refunded, stock put back", 202,
+              "Order", (415, *_TOKEN, 403, 404, 409), auth=True, parameters=("OrderId",),
+              notes={409: "The order has ended (rejected, payment_failed, cancelled, failed)"}),
     Operation("POST", "/imports", "createImport",
               "Start a CSV import: a pending job and a presigned S3 POST for the file", 201, "ImportStarted",
               (*_BODY, *_TOKEN), auth=True, success_headers=("Location",),
@@ -275,6 +306,8 @@ _PARAMETERS: dict[str, dict[str, Any]] = {
               "schema": {"type": "string", "pattern": rf"^{USER_ID_REGEX}$"}},
     "ProductId": _path_id("product_id", "product"),
     "OrderId": _path_id("order_id", "order"),
+    "OrderStatus": {"name": "status", "in": "query", "required": False, "description": "only orders in this status",
+                    "schema": {"type": "string", "enum": [str(status) for status in OrderStatus]}},
     "JobId": _path_id("job_id", "import job"),
     "IdempotencyKey": {"name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
                        "description": "the same key and body from the same caller answer the first response "

@@ -1,4 +1,5 @@
-"""The orders queue's consumer: levels bursts of orders into a bounded stream of stock updates."""
+"""The orders queue's consumer: levels bursts of orders into a bounded stream of stock
+reservations, each starting the order's saga; and the consumer of its dead-letter queue."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from chalice.app import Blueprint, SQSEvent
 
 from chalicelib.logs import logger
 from chalicelib.bootstrap import services
-from chalicelib.config import orders_max_concurrency
+from chalicelib.config import DEAD_LETTERS_MAX_CONCURRENCY, max_concurrency, orders_max_concurrency
 from chalicelib.entrypoints.sqs_batches import json_body_of, process_records
 
 if TYPE_CHECKING:
-    from chalicelib.domain.orders import OrderPlaced
+    from chalicelib.domain.orders import Offer, OrderPlaced
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -29,8 +30,8 @@ events = Blueprint(__name__)
 def consume_orders(event: SQSEvent) -> PartialItemFailureResponse:
     # One read of the stock for the whole batch instead of one per order (under a burst, a batch
     # is ten orders for the same few products); poison is left for its record to report.
-    stocks = services().order_consumer.read_stocks(_placed_orders(event))
-    return process_records(event, lambda record: _apply(record, stocks), span_name="## consume_orders record")
+    offers = services().order_consumer.read_offers(_placed_orders(event))
+    return process_records(event, lambda record: _apply(record, offers), span_name="## consume_orders record")
 
 
 def _placed_orders(event: SQSEvent) -> Iterator[OrderPlaced]:
@@ -43,13 +44,38 @@ def _placed_orders(event: SQSEvent) -> Iterator[OrderPlaced]:
             continue
 
 
-def _apply(record: SQSRecord, stocks: dict[str, int | None]) -> None:
+def _apply(record: SQSRecord, offers: dict[str, Offer | None]) -> None:
     from chalicelib.domain.orders import OrderPlaced
 
     placed = OrderPlaced.from_message(json_body_of(record))  # PoisonMessage -> retried -> DLQ
     tracer = services().tracer
     tracer.annotate(order_id=placed.order_id, product_id=placed.product_id, owner=placed.buyer)
-    outcome = services().order_consumer.apply(placed, stocks)
+    outcome = services().order_consumer.apply(placed, offers)
     tracer.annotate(outcome=outcome)
     logger.info("order applied", extra={"order_id": placed.order_id, "product_id": placed.product_id,
                                         "quantity": placed.quantity, "outcome": outcome})
+
+
+# An order whose message failed every delivery would otherwise stay `queued` for ever: it ends
+# `failed` (`not_processed`), or, if it got further, is finished as the consumer would have. A
+# message that is not an order (poison, already retried) is logged whole and acknowledged.
+@events.on_sqs_message(queue="OrdersQueueDeadLetterQueue", batch_size=10,
+                       maximum_concurrency=max_concurrency(DEAD_LETTERS_MAX_CONCURRENCY, 2))
+def orders_dead_letter(event: SQSEvent) -> PartialItemFailureResponse:
+    return process_records(event, _give_up, span_name="## orders_dead_letter record")
+
+
+def _give_up(record: SQSRecord) -> None:
+    from chalicelib.domain.orders import OrderPlaced
+
+    try:
+        placed = OrderPlaced.from_message(json_body_of(record))
+    except ValueError:  # not JSON, or PoisonMessage
+        logger.error("unreadable message in the orders dead-letter queue, dropped", extra={
+            "message_id": record.message_id, "body": record.body[:10_000]})
+        return
+    services().tracer.annotate(order_id=placed.order_id, product_id=placed.product_id, owner=placed.buyer)
+    outcome = services().order_consumer.give_up(placed)
+    logger.error("order message failed every delivery", extra={
+        "order_id": placed.order_id, "receive_count": record.attributes.approximate_receive_count,
+        "outcome": outcome})

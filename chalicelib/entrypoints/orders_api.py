@@ -1,4 +1,4 @@
-"""Orders over HTTP: accept (validate, record, enqueue: 202) and read."""
+"""Orders over HTTP: accept (validate, record, enqueue: 202), read, list, cancel (202)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ from typing import Any
 from chalice.app import Blueprint, Response
 
 from chalicelib.bootstrap import services
-from chalicelib.entrypoints.http_common import caller, idempotency_key, json_body, routes
+from chalicelib.entrypoints.http_common import caller, idempotency_key, json_body, limit, query, routes
 from chalicelib.entrypoints.representations import order_json
 
 __all__ = ["api"]
 
 api = Blueprint(__name__)
 route = routes(api)
-
 
 
 @route("/orders", methods=["POST"])
@@ -40,3 +39,19 @@ def get_order(order_id: str) -> dict[str, Any]:
     who = caller(api.current_request)
     services().tracer.annotate(order_id=order_id, owner=who.sub)
     return order_json(services().orders.get(who, order_id))
+
+
+@route("/orders", methods=["GET"])
+def list_orders() -> dict[str, Any]:
+    who = caller(api.current_request)
+    services().tracer.annotate(owner=who.sub)
+    result = services().orders.list(who, status=query(api.current_request, "status"),
+                                    limit=limit(api.current_request), cursor=query(api.current_request, "cursor"))
+    return {"items": [order_json(order) for order in result.items], "next_cursor": result.next_cursor}
+
+
+@route("/orders/{order_id}/cancel", methods=["POST"])
+def cancel_order(order_id: str) -> Response:
+    who = caller(api.current_request)
+    services().tracer.annotate(order_id=order_id, owner=who.sub)
+    return Response(body=order_json(services().orders.cancel(who, order_id)), status_code=202)

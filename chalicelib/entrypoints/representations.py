@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from chalicelib.domain.orders import Order
+from chalicelib.domain.orders import HistoryEntry, Order
 from chalicelib.domain.images import READY, RENDITIONS, ProductImage
 from chalicelib.domain.products import Product, iso
 
@@ -41,8 +41,21 @@ def image_json(image: ProductImage, rendition_url: Callable[[str], str] | None) 
 
 
 def order_json(order: Order) -> dict[str, Any]:
-    body = {"order_id": order.id, "product_id": order.product_id, "quantity": order.quantity,
-            "status": order.status, "created_at": iso(order.created_at), "updated_at": iso(order.updated_at)}
+    payment: dict[str, Any] = {"status": order.payment.status}
+    if order.payment.reference is not None:
+        payment["reference"] = order.payment.reference
+    body: dict[str, Any] = {
+        "order_id": order.id, "product_id": order.product_id, "quantity": order.quantity, "status": order.status,
+        "amount_cents": order.amount_cents, "currency": order.currency, "payment": payment,
+        "history": [_history_json(entry) for entry in order.history],
+        "created_at": iso(order.created_at), "updated_at": iso(order.updated_at)}
     if order.reason:
         body["reason"] = order.reason
+    return body
+
+
+def _history_json(entry: HistoryEntry) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": entry.status, "at": iso(entry.at)}
+    if entry.reason:
+        body["reason"] = entry.reason
     return body
