@@ -258,11 +258,12 @@ class PynamoOrderRepository:
         condition = cls.payment_status == expected
         if expected == PaymentStatus.NONE:
             condition = condition | cls.payment_status.does_not_exist()
-        return self._update(order_id, actions, condition)
+        return self._update(order_id, actions, cls.id.exists() & condition)
 
     def mark_notified(self, order_id: str, now: datetime) -> WriteOutcome:
         cls = self._order
-        return self._update(order_id, [cls.notified.set(True), cls.updated_at.set(now)], ~(cls.notified == True))  # noqa: E712
+        return self._update(order_id, [cls.notified.set(True), cls.updated_at.set(now)],
+                            cls.id.exists() & ~(cls.notified == True))  # noqa: E712
 
     def restock(self, order: Order, now: datetime) -> WriteOutcome:
         """Put the order's units back, once: the increment and `stock_held -> false` in one write

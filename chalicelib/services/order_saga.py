@@ -16,7 +16,7 @@ from chalicelib.domain.orders import (
     CANCELLED, CANCELLING, CONFIRMED, FAILED, PAID, PAYMENT_FAILED, RESERVED, Order, OrderCancelled, OrderEnded,
     OrderStatus, Reason, WriteOutcome,
 )
-from chalicelib.domain.payments import Payment, PaymentDeclined, PaymentStatus, payment_step_key
+from chalicelib.domain.payments import Payment, PaymentDeclined, PaymentRefused, PaymentStatus, payment_step_key
 from chalicelib.services.orders import OrderRepository
 from chalicelib.services.shared import Clock
 
@@ -178,8 +178,13 @@ class OrderSaga:
         if payment.reference is None:
             return payment
         if payment.status == PaymentStatus.AUTHORIZED:
-            self._payments.void(payment.reference, idempotency_key=payment_step_key(order.id, "void"))
-            released = Payment(PaymentStatus.VOIDED, payment.reference)
+            try:
+                self._payments.void(payment.reference, idempotency_key=payment_step_key(order.id, "void"))
+                released = Payment(PaymentStatus.VOIDED, payment.reference)
+            except PaymentRefused:
+                # The capture may have gone through with every answer lost: only a refund gives it back.
+                self._payments.refund(payment.reference, idempotency_key=payment_step_key(order.id, "refund"))
+                released = Payment(PaymentStatus.REFUNDED, payment.reference)
         elif payment.status == PaymentStatus.CAPTURED:
             self._payments.refund(payment.reference, idempotency_key=payment_step_key(order.id, "refund"))
             released = Payment(PaymentStatus.REFUNDED, payment.reference)

@@ -206,6 +206,10 @@ class OrderService:
         for _ in range(_CANCEL_ATTEMPTS):
             order = self.get(caller, order_id)
             if order.status == CANCELLING:
+                if CONFIRMED in (entry.status for entry in order.history):
+                    # Its cancellation may not have started (the first ask got a 503): start it
+                    # again, a no-op if it did (executions are named by the order).
+                    self._sagas.start_cancellation(order.id, self._trace_header())
                 return order  # asked again: nothing more to do
             if order.status not in CANCELLABLE:
                 raise CannotCancel(f"order {order_id} is {order.status}: it can no longer be cancelled")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO
@@ -26,8 +27,13 @@ from chalicelib.domain.identity import Caller
 from chalicelib.domain.idempotency import IdempotencyRecord
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.imports import FileUnavailable
-from chalicelib.domain.orders import CONFIRMED, QUEUED, REJECTED, Order, OrderPlaced, RejectReason, WriteOutcome
+from chalicelib.domain.orders import (
+    QUEUED, RESERVED, HistoryEntry, Offer, Order, OrderPlaced, OrderStatus, WriteOutcome,
+)
 from chalicelib.domain.paging import Page
+from chalicelib.domain.payments import (
+    Payment, PaymentDeclined, PaymentProviderUnavailable, PaymentRefused, PaymentStatus,
+)
 from chalicelib.domain.products import Product
 from chalicelib.domain.storage import ObjectInfo, StoredObject, UploadForm
 from tests.unit.cleanup_fakes import (
@@ -37,8 +43,11 @@ from tests.unit.image_fakes import InMemoryImageRepository
 from tests.unit.import_fakes import InMemoryImportJobs, InMemoryImportTopics, InMemoryImportWriter
 
 __all__ = ["FakeClock", "SequentialIds", "InMemoryIdempotencyStore", "InMemoryProductRepository",
-           "InMemoryOrderRepository", "InMemoryOrderQueue", "InMemoryBucket", "InMemoryTokenVerifier",
+           "InMemoryOrderRepository", "InMemoryOrderQueue", "InMemoryOrderSagas", "SagaStart", "FakePaymentProvider",
+           "InMemoryMailer", "SentMail", "InMemoryDirectory", "InMemoryBucket", "InMemoryTokenVerifier",
            "InMemoryTracer", "Unavailable", "fake_settings", "fake_clients"]
+
+_MONEY_HELD = (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED)
 
 _SETTINGS = {
     "USER_POOL": "us-east-1_unit", "USER_POOL_CLIENT": "unit-client", "PRODUCTS_TABLE": "products",
@@ -140,16 +149,20 @@ class InMemoryProductRepository:
 
 
 class InMemoryOrderRepository:
-    """Orders, and the stock of `products`, under the same conditions as the pynamodb adapter."""
+    """Orders, and the stock of `products`, under exactly the conditions of the pynamodb adapter
+    (adapters/orders_table.py): each method is one conditional write, applied whole or not at all.
+
+    `offer_reads` counts single reads and `batch_reads` batch reads of the products' offers.
+    """
 
     def __init__(self, products: InMemoryProductRepository, idempotency: InMemoryIdempotencyStore,
                  clock: FakeClock) -> None:
         self.items: dict[str, Order] = {}
         self.products = products
         self.batch_reads = 0
+        self.offer_reads = 0
         self._idempotency = idempotency
         self._clock = clock
-        self.confirm_attempts = 0
 
     def add(self, order: Order, remember: IdempotencyRecord | None = None) -> None:
         if order.id in self.items:
@@ -158,7 +171,10 @@ class InMemoryOrderRepository:
             if self._idempotency.get(remember.key, self._clock()) is not None:
                 raise KeyAlreadyUsed(remember.key)
             self._idempotency.records[remember.key] = remember
-        self.items[order.id] = order
+        # What the adapter stores of a new order: no amount yet, nothing held, its first entry.
+        self.items[order.id] = dataclasses.replace(
+            order, reason=None, amount_cents=None, currency=None, stock_held=False, notified=False,
+            history=(HistoryEntry(order.status, order.created_at),))
 
     def remove_queued(self, order_id: str) -> bool:
         order = self.items.get(order_id)
@@ -170,34 +186,102 @@ class InMemoryOrderRepository:
     def get(self, order_id: str) -> Order | None:
         return self.items.get(order_id)
 
-    def stock_of(self, product_id: str) -> int | None:
-        product = self.products.get(product_id)
-        return None if product is None else product.stock
+    def list_for(self, buyer: str, *, status: OrderStatus | None, limit: int, after: str | None) -> Page[Order]:
+        newest_first = sorted((o for o in self.items.values()
+                               if o.buyer == buyer and (status is None or o.status == status)),
+                              key=lambda o: o.id, reverse=True)
+        if after is not None:
+            newest_first = [o for o in newest_first if o.id < after]
+        if len(newest_first) > limit:
+            return Page(newest_first[:limit], last_id=newest_first[limit - 1].id)
+        return Page(newest_first, last_id=None)
 
-    def stocks_of(self, product_ids: Any) -> dict[str, int | None]:
+    def offer_of(self, product_id: str) -> Offer | None:
+        self.offer_reads += 1
+        return self._offer(product_id)
+
+    def offers_of(self, product_ids: Collection[str]) -> dict[str, Offer | None]:
         self.batch_reads += 1
-        return {product_id: InMemoryOrderRepository.stock_of(self, product_id) for product_id in product_ids}
+        return {product_id: self._offer(product_id) for product_id in product_ids}
 
-    def confirm(self, placed: OrderPlaced, now: datetime) -> WriteOutcome:
-        self.confirm_attempts += 1
-        order = self.items.get(placed.order_id)
-        if order is None or order.status != QUEUED:
-            return WriteOutcome.ALREADY_APPLIED  # the order's condition is checked as the adapter reads it first
-        product = self.products.get(placed.product_id)
-        if product is None or product.stock < placed.quantity:
-            return WriteOutcome.STOCK_CHANGED
-        # Both or neither, as one TransactWriteItems.
-        self.products.items[product.id] = dataclasses.replace(
-            product, stock=product.stock - placed.quantity, version=product.version + 1, updated_at=now)
-        self.items[order.id] = dataclasses.replace(order, status=CONFIRMED, updated_at=now)
-        return WriteOutcome.APPLIED
+    def _offer(self, product_id: str) -> Offer | None:
+        product = self.products.get(product_id)
+        return None if product is None else Offer(product.stock, product.price_cents, product.currency)
 
-    def reject(self, placed: OrderPlaced, reason: RejectReason, now: datetime) -> WriteOutcome:
+    def reserve(self, placed: OrderPlaced, offer: Offer, now: datetime) -> WriteOutcome:
         order = self.items.get(placed.order_id)
+        # The transaction reports the order's condition first (the adapter reads codes[1] first).
         if order is None or order.status != QUEUED:
             return WriteOutcome.ALREADY_APPLIED
-        self.items[order.id] = dataclasses.replace(order, status=REJECTED, reason=reason, updated_at=now)
+        product = self.products.get(placed.product_id)
+        if (product is None or product.stock < placed.quantity or product.price_cents != offer.price_cents
+                or product.currency != offer.currency):
+            return WriteOutcome.STOCK_CHANGED
+        self._change_stock(product, -placed.quantity, now)
+        self.items[order.id] = dataclasses.replace(
+            self._moved(order, RESERVED, now), amount_cents=offer.amount_for(placed.quantity),
+            currency=offer.currency, stock_held=True)
         return WriteOutcome.APPLIED
+
+    def move(self, order_id: str, buyer: str, *, source: OrderStatus, to: OrderStatus,
+             now: datetime) -> WriteOutcome:
+        order = self.items.get(order_id)
+        if order is None or order.status != source:
+            return WriteOutcome.ALREADY_APPLIED
+        self.items[order_id] = self._moved(order, to, now)
+        return WriteOutcome.APPLIED
+
+    def end(self, order_id: str, buyer: str, *, expected: Collection[OrderStatus], status: OrderStatus,
+            reason: str, now: datetime) -> WriteOutcome:
+        order = self.items.get(order_id)
+        if (order is None or order.status not in expected or order.stock_held
+                or order.payment.status in _MONEY_HELD):
+            return WriteOutcome.ALREADY_APPLIED
+        self.items[order_id] = self._moved(order, status, now, reason)
+        return WriteOutcome.APPLIED
+
+    def record_payment(self, order_id: str, expected: PaymentStatus, payment: Payment,
+                       now: datetime) -> WriteOutcome:
+        order = self.items.get(order_id)
+        # (The adapter's update would create an absent order's item when `expected` is NONE; no
+        # step calls it for an order it did not read, so the fake simply refuses.)
+        if order is None or order.payment.status != expected:
+            return WriteOutcome.ALREADY_APPLIED
+        # Reference and failure are set when given, kept otherwise, as the adapter's SET actions.
+        recorded = Payment(payment.status, payment.reference or order.payment.reference,
+                           payment.failure or order.payment.failure)
+        self.items[order_id] = dataclasses.replace(order, payment=recorded, updated_at=now)
+        return WriteOutcome.APPLIED
+
+    def restock(self, order: Order, now: datetime) -> WriteOutcome:
+        current = self.items.get(order.id)
+        if current is None or not current.stock_held:
+            return WriteOutcome.ALREADY_APPLIED
+        product = self.products.get(order.product_id)
+        if product is not None:  # a deleted product's units went with it: only the order changes
+            self._change_stock(product, order.quantity, now)
+        self.items[order.id] = dataclasses.replace(current, stock_held=False, updated_at=now)
+        return WriteOutcome.APPLIED
+
+    def mark_notified(self, order_id: str, now: datetime) -> WriteOutcome:
+        order = self.items.get(order_id)
+        if order is None or order.notified:
+            return WriteOutcome.ALREADY_APPLIED
+        self.items[order_id] = dataclasses.replace(order, notified=True, updated_at=now)
+        return WriteOutcome.APPLIED
+
+    def _change_stock(self, product: Product, delta: int, now: datetime) -> None:
+        # As the adapter's update: any version, and a stock change is a change (version + 1).
+        self.products.items[product.id] = dataclasses.replace(
+            product, stock=product.stock + delta, version=product.version + 1, updated_at=now)
+
+    @staticmethod
+    def _moved(order: Order, to: OrderStatus, now: datetime, reason: str | None = None) -> Order:
+        changes: dict[str, Any] = {"status": to, "updated_at": now,
+                                   "history": (*order.history, HistoryEntry(to, now, reason))}
+        if reason is not None:
+            changes["reason"] = reason
+        return dataclasses.replace(order, **changes)
 
 
 class InMemoryOrderQueue:
@@ -211,6 +295,185 @@ class InMemoryOrderQueue:
         if self.failing:
             raise DependencyUnavailable("the order could not be queued: SQS is down")
         self.sent.append((placed, trace_header))
+
+
+@dataclasses.dataclass(frozen=True)
+class SagaStart:
+    name: str  # the execution's name: the order id, or "<order id>-cancel"
+    input: dict[str, Any]
+    trace_header: str | None
+
+
+class InMemoryOrderSagas:
+    """Started executions by name, as Step Functions keeps them: a second start of a name is a
+    no-op (`start_calls` still counts it). `pending` is what no runner has run yet
+    (tests/unit/saga_runner.py takes from it); `failing` makes every start raise as the adapter does."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, SagaStart] = {}
+        self.pending: list[SagaStart] = []
+        self.start_calls = 0
+        self.failing = False
+
+    def start(self, order_id: str, trace_header: str | None) -> None:
+        self._start(SagaStart(order_id, {"order_id": order_id}, trace_header))
+
+    def start_cancellation(self, order_id: str, trace_header: str | None) -> None:
+        self._start(SagaStart(f"{order_id}-cancel", {"order_id": order_id, "action": "cancel"}, trace_header))
+
+    def _start(self, start: SagaStart) -> None:
+        self.start_calls += 1
+        if self.failing:
+            raise DependencyUnavailable(f"the saga of {start.name} could not be started: Step Functions is down")
+        if start.name in self.started:
+            return
+        self.started[start.name] = start
+        self.pending.append(start)
+
+
+@dataclasses.dataclass
+class PaymentIntent:
+    reference: str
+    order_id: str
+    amount_cents: int
+    currency: str
+    payment_method: str
+    status: str  # Stripe's: requires_capture, succeeded, canceled, requires_payment_method; and refunded
+
+
+class FakePaymentProvider:
+    """The provider as the Stripe adapter presents it, with Stripe's test tokens (API.md, Payments).
+
+    Idempotent by key, as Stripe is: a repeated key gets the first answer again (a decline too)
+    and does nothing more; an unavailable answer is not stored, so a retry is a new try.
+    `pm_card_unavailable` is unavailable every time; `unavailable_next` makes the next that many
+    calls (any token) unavailable before they reach the provider, `lose_next` makes the next that
+    many calls take effect and then answer unavailable (the answer lost on the way back).
+    Per order: `calls` counts the calls the provider acted on (one per idempotency key; a decline
+    is one), `requests` every request (replays and unavailable answers too), `unavailable` the
+    requests answered unavailable. `captures`, `voids` and `refunds` list the references each was
+    done to.
+    """
+
+    APPROVED = "pm_card_visa"
+    DECLINES = {"pm_card_chargeDeclined": "card_declined",
+                "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds"}
+    UNAVAILABLE = "pm_card_unavailable"
+
+    def __init__(self) -> None:
+        self.intents: dict[str, PaymentIntent] = {}
+        self.calls: Counter[str] = Counter()
+        self.requests: Counter[str] = Counter()
+        self.unavailable: Counter[str] = Counter()
+        self.captures: list[str] = []
+        self.voids: list[str] = []
+        self.refunds: list[str] = []
+        self.unavailable_next = 0
+        self.lose_next = 0
+        self._answers: dict[str, tuple[tuple[Any, ...], Any]] = {}
+
+    def authorize(self, *, order_id: str, amount_cents: int, currency: str, payment_method: str,
+                  idempotency_key: str) -> str:
+        def create() -> str:
+            if payment_method == self.UNAVAILABLE:
+                raise PaymentProviderUnavailable("503 from the payment provider")
+            reference = f"pi_{len(self.intents) + 1:06d}"
+            declined = self.DECLINES.get(payment_method)
+            if declined is None and payment_method != self.APPROVED:
+                declined = "card_declined"  # an unknown test token: a generic decline
+            self.intents[reference] = PaymentIntent(reference, order_id, amount_cents, currency, payment_method,
+                                                    "requires_payment_method" if declined else "requires_capture")
+            if declined:
+                raise PaymentDeclined(declined)
+            return reference
+
+        answer: str = self._call(order_id, idempotency_key, ("authorize", order_id, amount_cents, currency,
+                                                              payment_method), create)
+        return answer
+
+    def capture(self, reference: str, *, idempotency_key: str) -> None:
+        self._change(reference, idempotency_key, "capture", "requires_capture", "succeeded", self.captures)
+
+    def void(self, reference: str, *, idempotency_key: str) -> None:
+        self._change(reference, idempotency_key, "void", "requires_capture", "canceled", self.voids)
+
+    def refund(self, reference: str, *, idempotency_key: str) -> None:
+        self._change(reference, idempotency_key, "refund", "succeeded", "refunded", self.refunds)
+
+    def order_ids_with(self, status: str) -> list[str]:
+        return [intent.order_id for intent in self.intents.values() if intent.status == status]
+
+    def _change(self, reference: str, key: str, operation: str, source: str, to: str, done: list[str]) -> None:
+        intent = self.intents.get(reference)
+
+        def change() -> None:
+            if intent is None:
+                raise PaymentRefused(f"no such payment intent: {reference}")
+            if intent.status != source:
+                raise PaymentRefused(f"cannot {operation} a payment intent that is {intent.status}")
+            intent.status = to
+            done.append(reference)
+
+        self._call(intent.order_id if intent else "?", key, (operation, reference), change)
+
+    def _call(self, order_id: str, key: str, request: tuple[Any, ...], act: Any) -> Any:
+        self.requests[order_id] += 1
+        if self.unavailable_next:
+            self.unavailable_next -= 1
+            self.unavailable[order_id] += 1
+            raise PaymentProviderUnavailable("503 from the payment provider")
+        if key in self._answers:
+            first_request, answer = self._answers[key]
+            if first_request != request:
+                raise PaymentRefused(f"idempotency key {key} was used with other parameters")
+        else:
+            try:
+                answer = ("ok", act())
+            except PaymentProviderUnavailable:
+                self.unavailable[order_id] += 1
+                raise
+            except (PaymentDeclined, PaymentRefused) as error:
+                answer = ("error", error)
+            self._answers[key] = (request, answer)
+            self.calls[order_id] += 1
+        if self.lose_next:
+            self.lose_next -= 1
+            self.unavailable[order_id] += 1
+            raise PaymentProviderUnavailable("read timeout: the answer was lost")
+        kind, value = answer
+        if kind == "error":
+            raise value
+        return value
+
+
+@dataclasses.dataclass(frozen=True)
+class SentMail:
+    to: tuple[str, ...]
+    subject: str
+    text: str
+
+
+class InMemoryMailer:
+    """Keeps what was sent, in order; `failing` makes every send raise as the SES adapter does."""
+
+    def __init__(self) -> None:
+        self.sent: list[SentMail] = []
+        self.failing = False
+
+    def send(self, to: Sequence[str], subject: str, text: str) -> None:
+        if self.failing:
+            raise DependencyUnavailable("SES is throttling")
+        self.sent.append(SentMail(tuple(to), subject, text))
+
+
+class InMemoryDirectory:
+    """The user pool's `email` attribute by `sub`."""
+
+    def __init__(self, emails: dict[str, str] | None = None) -> None:
+        self.emails = dict(emails or {})
+
+    def email_of(self, user_id: str) -> str | None:
+        return self.emails.get(user_id)
 
 
 class Unavailable:
@@ -377,6 +640,10 @@ def fake_clients(*, clock: FakeClock | None = None, **overrides: Any) -> Clients
         idempotency=idempotency,
         orders=given("orders", lambda: InMemoryOrderRepository(products, idempotency, clock)),
         order_queue=given("order_queue", InMemoryOrderQueue),
+        order_sagas=given("order_sagas", InMemoryOrderSagas),
+        payments=given("payments", FakePaymentProvider),
+        mailer=given("mailer", InMemoryMailer),
+        directory=given("directory", InMemoryDirectory),
         images=images,
         uploads=given("uploads", lambda: InMemoryBucket("uploads", clock=clock)),
         media=given("media", lambda: InMemoryBucket("media", clock=clock)),

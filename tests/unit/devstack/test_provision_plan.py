@@ -93,6 +93,9 @@ def test_a_dependency_cycle_is_refused() -> None:
     _refused(template, "cycle: A -> B -> A")
 
 
+SAGA_ARN = "arn:aws:states:r:1:stateMachine:sf-OrderSagaStateMachine"
+
+
 def _stack() -> Provisioned:
     queue = ProvisionedResource(
         "OrdersQueue", "AWS::SQS::Queue", "http://aws/1/sf-OrdersQueue",
@@ -107,7 +110,9 @@ def _stack() -> Provisioned:
     pool = ProvisionedResource("UserPool", "AWS::Cognito::UserPool", "r_pool", {})
     client = ProvisionedResource("UserPoolClient", "AWS::Cognito::UserPoolClient", "client-id", {})
     bucket = ProvisionedResource("MediaBucket", "AWS::S3::Bucket", "sf-media", {})
-    resources = {r.logical_id: r for r in (queue, policy, topic, table, pool, client, bucket)}
+    saga = ProvisionedResource("OrderSagaStateMachine", "AWS::StepFunctions::StateMachine", SAGA_ARN,
+                               {"Arn": SAGA_ARN, "Name": "sf-OrderSagaStateMachine"})
+    resources = {r.logical_id: r for r in (queue, policy, topic, table, pool, client, bucket, saga)}
     app_ids = tuple(i for i in resources if i != "OrdersQueuePolicy")
     return Provisioned(UNREACHABLE, StackIdentity("sf", "r", "1"), resources, app_ids)
 
@@ -120,6 +125,7 @@ def test_env_holds_each_app_resources_ref_under_its_upper_snake_name() -> None:
         "USER_POOL": "r_pool",
         "USER_POOL_CLIENT": "client-id",
         "MEDIA_BUCKET": "sf-media",
+        "ORDER_SAGA_STATE_MACHINE": SAGA_ARN,
     }
 
 
@@ -129,6 +135,7 @@ def test_the_summary_groups_resources_by_kind_for_endpoints_json() -> None:
         "tables": {"ProductsTable": "sf-ProductsTable"},
         "queues": {"OrdersQueue": "http://aws/1/sf-OrdersQueue"},
         "topics": {"EventsTopic": "arn:aws:sns:r:1:sf-EventsTopic"},
+        "state_machines": {"OrderSagaStateMachine": SAGA_ARN},
         "user_pool_id": "r_pool",
         "user_pool_client_id": "client-id",
     }

@@ -9,38 +9,46 @@ import pytest
 
 from chalicelib.domain.commands import PlaceOrder, parse_command
 from chalicelib.domain.errors import InvalidInput
-from chalicelib.domain.orders import OUT_OF_STOCK, PRODUCT_NOT_FOUND, OrderPlaced, PoisonMessage, decide
+from chalicelib.domain.orders import OUT_OF_STOCK, PRODUCT_NOT_FOUND, Offer, OrderPlaced, PoisonMessage, decide
 
 PRODUCT_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 ORDER_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAW"
 PLACED = OrderPlaced(order_id=ORDER_ID, buyer="buyer-sub", product_id=PRODUCT_ID, quantity=3)
+CARD = "pm_card_visa"
 
 
 # The body of POST /orders
 
 
 @pytest.mark.parametrize("quantity", [1, 100])
-def test_an_order_body_takes_a_product_id_and_a_quantity_from_1_to_100(quantity):
-    command = parse_command(PlaceOrder, {"product_id": PRODUCT_ID, "quantity": quantity})
+def test_an_order_body_takes_a_product_id_a_quantity_from_1_to_100_and_a_payment_method(quantity):
+    command = parse_command(PlaceOrder, {"product_id": PRODUCT_ID, "quantity": quantity, "payment_method": CARD})
 
-    assert (command.product_id, command.quantity) == (PRODUCT_ID, quantity)
+    assert (command.product_id, command.quantity, command.payment_method) == (PRODUCT_ID, quantity, CARD)
 
 
 @pytest.mark.parametrize("body, field", [
-    ({"quantity": 1}, "product_id"),
-    ({"product_id": PRODUCT_ID}, "quantity"),
-    ({"product_id": "not-an-id", "quantity": 1}, "product_id"),
-    ({"product_id": PRODUCT_ID + "\n", "quantity": 1}, "product_id"),
-    ({"product_id": PRODUCT_ID.lower(), "quantity": 1}, "product_id"),
-    ({"product_id": 7, "quantity": 1}, "product_id"),
-    ({"product_id": PRODUCT_ID, "quantity": 0}, "quantity"),
-    ({"product_id": PRODUCT_ID, "quantity": 101}, "quantity"),
-    ({"product_id": PRODUCT_ID, "quantity": -1}, "quantity"),
-    ({"product_id": PRODUCT_ID, "quantity": "1"}, "quantity"),
-    ({"product_id": PRODUCT_ID, "quantity": True}, "quantity"),
-    ({"product_id": PRODUCT_ID, "quantity": 1.0}, "quantity"),
-    ({"product_id": PRODUCT_ID, "quantity": None}, "quantity"),
-    ({"product_id": PRODUCT_ID, "quantity": 1, "price_cents": 0}, "price_cents"),
+    ({"quantity": 1, "payment_method": CARD}, "product_id"),
+    ({"product_id": PRODUCT_ID, "payment_method": CARD}, "quantity"),
+    ({"product_id": PRODUCT_ID, "quantity": 1}, "payment_method"),
+    ({"product_id": "not-an-id", "quantity": 1, "payment_method": CARD}, "product_id"),
+    ({"product_id": PRODUCT_ID + "\n", "quantity": 1, "payment_method": CARD}, "product_id"),
+    ({"product_id": PRODUCT_ID.lower(), "quantity": 1, "payment_method": CARD}, "product_id"),
+    ({"product_id": 7, "quantity": 1, "payment_method": CARD}, "product_id"),
+    ({"product_id": PRODUCT_ID, "quantity": 0, "payment_method": CARD}, "quantity"),
+    ({"product_id": PRODUCT_ID, "quantity": 101, "payment_method": CARD}, "quantity"),
+    ({"product_id": PRODUCT_ID, "quantity": -1, "payment_method": CARD}, "quantity"),
+    ({"product_id": PRODUCT_ID, "quantity": "1", "payment_method": CARD}, "quantity"),
+    ({"product_id": PRODUCT_ID, "quantity": True, "payment_method": CARD}, "quantity"),
+    ({"product_id": PRODUCT_ID, "quantity": 1.0, "payment_method": CARD}, "quantity"),
+    ({"product_id": PRODUCT_ID, "quantity": None, "payment_method": CARD}, "quantity"),
+    ({"product_id": PRODUCT_ID, "quantity": 1, "payment_method": "card_visa"}, "payment_method"),
+    ({"product_id": PRODUCT_ID, "quantity": 1, "payment_method": "pm_"}, "payment_method"),
+    ({"product_id": PRODUCT_ID, "quantity": 1, "payment_method": "pm_card visa"}, "payment_method"),
+    ({"product_id": PRODUCT_ID, "quantity": 1, "payment_method": "pm_card_visa\n"}, "payment_method"),
+    ({"product_id": PRODUCT_ID, "quantity": 1, "payment_method": "pm_" + "a" * 121}, "payment_method"),
+    ({"product_id": PRODUCT_ID, "quantity": 1, "payment_method": 4242}, "payment_method"),
+    ({"product_id": PRODUCT_ID, "quantity": 1, "payment_method": CARD, "price_cents": 0}, "price_cents"),
     ([PRODUCT_ID, 1], "body"),
 ])
 def test_a_bad_order_body_is_refused_naming_the_field(body, field):
@@ -94,14 +102,18 @@ def test_a_malformed_message_is_poison(message):
 # The decision
 
 
-def test_enough_stock_confirms():
-    assert decide(stock=3, quantity=3) is None
+def test_enough_stock_reserves():
+    assert decide(Offer(stock=3, price_cents=1200, currency="EUR"), quantity=3) is None
 
 
 def test_too_little_stock_rejects_as_out_of_stock():
-    assert decide(stock=2, quantity=3) == OUT_OF_STOCK
-    assert decide(stock=0, quantity=1) == OUT_OF_STOCK
+    assert decide(Offer(stock=2, price_cents=1200, currency="EUR"), quantity=3) == OUT_OF_STOCK
+    assert decide(Offer(stock=0, price_cents=1200, currency="EUR"), quantity=1) == OUT_OF_STOCK
 
 
 def test_no_product_rejects_as_product_not_found():
-    assert decide(stock=None, quantity=1) == PRODUCT_NOT_FOUND
+    assert decide(None, quantity=1) == PRODUCT_NOT_FOUND
+
+
+def test_the_amount_is_the_price_of_the_offer_times_the_quantity():
+    assert Offer(stock=9, price_cents=1250, currency="EUR").amount_for(3) == 3750

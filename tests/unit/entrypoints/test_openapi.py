@@ -170,12 +170,18 @@ def test_a_product_s_price_stock_and_currency_have_the_same_rules_asked_and_answ
 
 def test_statuses_are_the_domain_s(doc):
     from chalicelib.domain import images, imports
-    from chalicelib.domain.orders import QUEUED, OrderStatus, RejectReason
+    from chalicelib.domain.orders import QUEUED, OrderStatus, Reason
+    from chalicelib.domain.payments import DECLINE_REASONS, PaymentStatus
 
     schemas = doc["components"]["schemas"]
     assert set(schemas["ProductImage"]["properties"]["status"]["enum"]) == {images.PENDING, images.READY, images.FAILED}
-    assert schemas["Order"]["properties"]["status"]["enum"] == [str(s) for s in OrderStatus]
-    assert schemas["Order"]["properties"]["reason"]["enum"] == [str(r) for r in RejectReason]
+    statuses = [str(s) for s in OrderStatus]
+    reasons = {*map(str, Reason), *DECLINE_REASONS}  # a decline's reason is the provider's decline code
+    assert schemas["Order"]["properties"]["status"]["enum"] == statuses
+    assert set(schemas["Order"]["properties"]["reason"]["enum"]) == reasons
+    assert schemas["OrderHistoryEntry"]["properties"]["status"]["enum"] == statuses
+    assert set(schemas["OrderHistoryEntry"]["properties"]["reason"]["enum"]) == reasons
+    assert schemas["OrderPayment"]["properties"]["status"]["enum"] == [str(s) for s in PaymentStatus]
     assert schemas["OrderAccepted"]["properties"]["status"]["const"] == QUEUED
     assert set(schemas["ImportJob"]["properties"]["status"]["enum"]) == {
         imports.PENDING, imports.RUNNING, *imports.FINAL_STATUSES}
@@ -196,3 +202,46 @@ def test_the_image_limit_of_a_product_is_the_domain_s(doc):
     conflict = doc["paths"]["/products/{product_id}/images"]["post"]["responses"]["409"]["description"]
 
     assert f"holds {MAX_IMAGES_PER_PRODUCT} images" in conflict
+
+
+# Orders: the amount, the payment and the history; listing and cancelling
+
+
+def test_an_order_answers_its_amount_payment_and_history(doc):
+    order = doc["components"]["schemas"]["Order"]
+
+    assert {"amount_cents", "currency", "payment", "history"} <= set(order["required"])
+    assert order["properties"]["payment"]["$ref"].endswith("/OrderPayment")
+    assert order["properties"]["history"]["items"]["$ref"].endswith("/OrderHistoryEntry")
+    assert doc["components"]["schemas"]["OrderPayment"]["required"] == ["status"]
+    assert doc["components"]["schemas"]["OrderHistoryEntry"]["required"] == ["status", "at"]
+
+
+def test_a_placed_order_names_its_payment_method_as_the_domain_checks_it(doc):
+    from chalicelib.domain.orders import PAYMENT_METHOD_REGEX
+
+    place = doc["components"]["schemas"]["PlaceOrder"]
+
+    assert "payment_method" in place["required"]
+    assert place["properties"]["payment_method"]["pattern"] == f"^{PAYMENT_METHOD_REGEX}$"
+
+
+def test_the_caller_lists_their_orders_by_status_with_a_cursor(doc):
+    from chalicelib.domain.orders import OrderStatus
+
+    operation = doc["paths"]["/orders"]["get"]
+    params = {p["name"]: p for p in (_resolve(doc, p) for p in operation["parameters"])}
+
+    assert operation["operationId"] == "listOrders"
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/OrderPage")
+    assert {"limit", "cursor", "status"} <= set(params)
+    assert params["status"]["schema"]["enum"] == [str(s) for s in OrderStatus]
+    assert "400" in operation["responses"]
+
+
+def test_cancelling_answers_the_order_and_409_once_it_has_ended(doc):
+    operation = doc["paths"]["/orders/{order_id}/cancel"]["post"]
+
+    assert operation["operationId"] == "cancelOrder"
+    assert operation["responses"]["202"]["content"]["application/json"]["schema"]["$ref"].endswith("/Order")
+    assert {"403", "404", "409"} <= set(operation["responses"])

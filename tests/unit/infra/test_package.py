@@ -141,8 +141,9 @@ def test_every_policy_grants_logs_on_its_own_log_group_and_tracing() -> None:
         "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${CleanupLogGroup}:*"}
     assert by_sid["Tracing"] == {"Sid": "Tracing", "Effect": "Allow", "Resource": "*",
                                  "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]}
-    assert set(POLICIES) == {"api_handler", "consume_orders", "process_images", "dispatch_import", "import_chunk",
-                             "dispatch_import_dead_letter", "import_chunk_dead_letter", "cleanup"}
+    assert set(POLICIES) == {"api_handler", "consume_orders", "orders_dead_letter", "order_saga_payment",
+                             "order_saga_order", "order_saga_notify", "process_images", "dispatch_import",
+                             "import_chunk", "dispatch_import_dead_letter", "import_chunk_dead_letter", "cleanup"}
 
 
 def test_functions_are_named_after_the_stack_and_log_to_a_group_with_retention() -> None:

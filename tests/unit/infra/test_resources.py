@@ -27,17 +27,18 @@ def test_what_cloudformation_would_not_accept_as_a_logical_id_is_refused(not_a_l
         env_var_name(not_a_logical_id)
 
 
-def test_the_app_is_told_about_every_resource_except_queue_policies_and_subscriptions() -> None:
+def test_the_app_is_told_about_every_resource_except_wiring_roles_and_log_groups() -> None:
     template = load_template()
 
     names = app_resources(template)
 
     assert "ProductsTable" in names and "UploadsBucket" in names and "UserPoolClient" in names
     assert "OrdersQueueDeadLetterQueue" in names
-    assert not {"ImageUploadsQueuePolicy", "ImportChunksSubscription"} & set(names)
+    assert "OrderSagaStateMachine" in names
+    assert not {"ImageUploadsQueuePolicy", "ImportChunksSubscription", "OrderSagaRole", "OrderSagaLogGroup"} & set(names)
     assert set(names) == {
         i for i, r in template["Resources"].items()
-        if r["Type"] not in ("AWS::SQS::QueuePolicy", "AWS::SNS::Subscription")
+        if r["Type"] not in ("AWS::SQS::QueuePolicy", "AWS::SNS::Subscription", "AWS::IAM::Role", "AWS::Logs::LogGroup")
     }
 
 
