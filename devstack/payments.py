@@ -491,7 +491,9 @@ class PaymentsStandIn:
                 log.debug(format, *args)
 
         self._server = _Server((host, port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="payments", daemon=True)
+        # A short poll: stop() waits for it (the default half second, per stand-in of a test).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="payments",
+                                        daemon=True)
 
     @property
     def url(self) -> str:
