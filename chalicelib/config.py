@@ -53,6 +53,10 @@ MEDIA_URL_TTL_SECONDS = "MEDIA_URL_TTL_SECONDS"
 # Browser origins allowed to call the API (comma-separated, exact, e.g. "https://shop.example.com");
 # none by default, so no page on another origin can read an answer.
 CORS_ALLOW_ORIGINS = "CORS_ALLOW_ORIGINS"
+# The payment provider's API (Stripe's; the local stack points it at its stand-in), and the secret
+# holding its API key (a resource of infra/resources.json: the value is the secret's ARN).
+PAYMENTS_API_URL = "PAYMENTS_API_URL"
+PAYMENTS_API_KEY_SECRET = "PAYMENTS_API_KEY_SECRET"
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,8 @@ class Settings:
     cleanup_max_items: int = 1000
     cleanup_max_listed: int = 20_000
     cors_allow_origins: frozenset[str] = frozenset()
+    payments_api_url: str = "https://api.stripe.com"
+    payments_api_key_secret: str = ""
 
     @property
     def issuer(self) -> str:
@@ -131,6 +137,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cleanup_max_listed=int(env.get(CLEANUP_MAX_LISTED, "20000")),
         cors_allow_origins=frozenset(
             o.strip().rstrip("/") for o in env.get(CORS_ALLOW_ORIGINS, "").split(",") if o.strip()),
+        payments_api_url=(env.get(PAYMENTS_API_URL) or "https://api.stripe.com").rstrip("/"),
+        payments_api_key_secret=env.get(PAYMENTS_API_KEY_SECRET, ""),
     )
 
 

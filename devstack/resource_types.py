@@ -44,6 +44,7 @@ USER_POOL_CLIENT = "AWS::Cognito::UserPoolClient"
 IAM_ROLE = "AWS::IAM::Role"
 LOG_GROUP = "AWS::Logs::LogGroup"
 STATE_MACHINE = "AWS::StepFunctions::StateMachine"
+SECRET = "AWS::SecretsManager::Secret"
 
 # Properties with no local meaning: moto neither encrypts, backs up nor bills, and tags change
 # no behaviour the app can see.
@@ -58,6 +59,7 @@ IGNORED_PROPERTIES: Mapping[str, frozenset[str]] = {
     # moto's interpreter keeps its own history; X-Ray segments come from the function containers.
     STATE_MACHINE: frozenset({"LoggingConfiguration", "TracingConfiguration", "Tags"}),
     LOG_GROUP: frozenset({"RetentionInDays", "Tags"}),
+    SECRET: frozenset({"KmsKeyId", "Tags"}),
 }
 
 
@@ -567,6 +569,63 @@ def _create_state_machine(ctx: ResourceContext, logical_id: str, props: dict[str
         sfn.create_state_machine(name=name, definition=definition, roleArn=props["RoleArn"],
                                  type=props.get("StateMachineType", "STANDARD"))
     return Created(arn, {"Arn": arn, "Name": name})
+# --- Secrets Manager --------------------------------------------------------------------------
+
+# GenerateSecretString's fields that GetRandomPassword shares (name and meaning).
+_RANDOM_PASSWORD_FIELDS = frozenset(
+    {
+        "PasswordLength",
+        "ExcludeCharacters",
+        "ExcludeNumbers",
+        "ExcludePunctuation",
+        "ExcludeUppercase",
+        "ExcludeLowercase",
+        "IncludeSpace",
+        "RequireEachIncludedType",
+    }
+)
+
+
+def _validate_secret(logical_id: str, props: Mapping[str, Any]) -> None:
+    if "SecretString" in props and "GenerateSecretString" in props:
+        raise TemplateError(f"{logical_id}: SecretString and GenerateSecretString exclude each other")
+    generate = props.get("GenerateSecretString", {})
+    unknown = sorted(set(generate) - _RANDOM_PASSWORD_FIELDS - {"SecretStringTemplate", "GenerateStringKey"})
+    if unknown:
+        raise TemplateError(f"{logical_id}: GenerateSecretString keys not supported locally: {', '.join(unknown)}")
+    if ("SecretStringTemplate" in generate) != ("GenerateStringKey" in generate):
+        raise TemplateError(f"{logical_id}: SecretStringTemplate and GenerateStringKey go together")
+
+
+def _create_secret(ctx: ResourceContext, logical_id: str, props: dict[str, Any]) -> Created:
+    sm = ctx.client("secretsmanager")
+    name = props.get("Name") or ctx.name(logical_id, max_length=512)
+    try:
+        # A re-run keeps the secret and its value (the local stack puts the stand-in's key in it).
+        arn = sm.describe_secret(SecretId=name)["ARN"]
+    except ClientError as err:
+        if error_code(err) != "ResourceNotFoundException":
+            raise
+        params: dict[str, Any] = {"Name": name}
+        if "Description" in props:
+            params["Description"] = props["Description"]
+        if "SecretString" in props:
+            params["SecretString"] = props["SecretString"]
+        elif "GenerateSecretString" in props:
+            params["SecretString"] = _generated_secret(sm, props["GenerateSecretString"])
+        # Neither: an empty secret (no version), as CloudFormation creates it.
+        arn = sm.create_secret(**params)["ARN"]
+    return Created(arn, {"Id": arn})
+
+
+def _generated_secret(sm: Any, generate: Mapping[str, Any]) -> str:
+    options = {k: v for k, v in generate.items() if k in _RANDOM_PASSWORD_FIELDS}
+    password = str(sm.get_random_password(**options)["RandomPassword"])
+    if "GenerateStringKey" not in generate:
+        return password
+    document = json.loads(generate["SecretStringTemplate"])
+    document[generate["GenerateStringKey"]] = password
+    return json.dumps(document)
 
 
 SUPPORTED_TYPES: Mapping[str, ResourceType] = {
@@ -644,6 +703,12 @@ SUPPORTED_TYPES: Mapping[str, ResourceType] = {
         attributes=frozenset({"ClientId", "Name", "ClientSecret"}),
         create=_create_user_pool_client,
         required=frozenset({"UserPoolId"}),
+    ),
+    SECRET: ResourceType(
+        properties=frozenset({"Name", "Description", "SecretString", "GenerateSecretString"}),
+        attributes=frozenset({"Id"}),
+        create=_create_secret,
+        validate=_validate_secret,
     ),
 }
 

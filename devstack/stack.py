@@ -165,6 +165,15 @@ class LocalStack:
             "AWS_XRAY_DAEMON_ADDRESS": daemon.address,
         })
 
+        # The payment provider's stand-in, its key in the secret as an operator puts Stripe's on AWS.
+        from devstack.payments import PaymentsStandIn
+
+        payments = PaymentsStandIn(host=o.host).start()
+        self._stoppers.append(("payments", payments.stop))
+        session.client("secretsmanager", endpoint_url=aws_endpoint).put_secret_value(
+            SecretId=provisioned["PaymentsApiKeySecret"].ref, SecretString=payments.api_key)
+        os.environ["PAYMENTS_API_URL"] = payments.url
+
         # The API (and DEVSTACK_CONTAINERS=thread handlers) run in this process's threads.
         use_lambda_context(daemon.address)
         tracing = FunctionTracing(daemon.address)
@@ -206,6 +215,7 @@ class LocalStack:
             "buckets": {_short(lid): name for lid, name in summary["buckets"].items()},
             "tables": summary["tables"], "queues": summary["queues"],
             "topics": summary["topics"], "state_machines": summary["state_machines"],
+            "payments": payments.url,
         }
         self._write_endpoints()
         return self.endpoints

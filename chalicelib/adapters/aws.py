@@ -16,6 +16,7 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_stepfunctions import SFNClient
@@ -45,6 +46,12 @@ class AwsClients:
         import boto3
 
         return boto3.client("sns", region_name=self.region)
+
+    @cached_property
+    def secretsmanager(self) -> SecretsManagerClient:
+        import boto3
+
+        return boto3.client("secretsmanager", region_name=self.region)
 
     @cached_property
     def dynamodb_bulk(self) -> DynamoDBClient:

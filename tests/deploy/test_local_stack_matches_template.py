@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(900)
 REGION = "us-east-1"
 PROVISIONED_TYPES = {"AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "AWS::S3::Bucket",
                      "AWS::SNS::Topic", "AWS::SNS::Subscription", "AWS::Cognito::UserPool",
-                     "AWS::Cognito::UserPoolClient"}
+                     "AWS::Cognito::UserPoolClient", "AWS::SecretsManager::Secret"}
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +127,20 @@ def test_buckets_notify_the_templates_queues_for_the_templates_prefixes_and_the_
         (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
         (template_rule,) = props["LifecycleConfiguration"]["Rules"]
         assert rule["AbortIncompleteMultipartUpload"] == template_rule["AbortIncompleteMultipartUpload"]
+
+
+def test_secrets_have_the_templates_names_and_a_generated_value_of_its_length(
+        template: dict[str, Any], local: tuple[Provisioned, Any]) -> None:
+    provisioned, aws = local
+    sm = aws("secretsmanager")
+    secrets = _of_type(template, "AWS::SecretsManager::Secret")
+
+    assert secrets
+    for logical_id, props in secrets.items():
+        described = sm.describe_secret(SecretId=provisioned[logical_id].ref)
+        value = sm.get_secret_value(SecretId=provisioned[logical_id].ref)["SecretString"]
+        assert described["Name"] == props["Name"]["Fn::Sub"].replace("${AWS::StackName}", provisioned.stack.name)
+        assert len(value) == props["GenerateSecretString"]["PasswordLength"], logical_id
 
 
 def test_every_function_is_given_the_env_var_names_the_local_stack_gives_the_app(

@@ -122,3 +122,17 @@ def test_sigterm_stops_cleanly_removing_the_file_and_freeing_ports(tmp_path):
     assert not (running.state_dir / "endpoints.json").exists()
     for key in ("api", "aws_endpoint", "trace_viewer"):
         assert _port_is_free(endpoints[key]), f"{key} port still held"
+
+
+def test_the_payments_stand_in_is_reached_with_the_key_in_the_stacks_secret(stack):
+    e = stack.endpoints
+    (arn,) = [s["ARN"] for s in stack.aws("secretsmanager", "list-secrets")["SecretList"]
+              if s["Name"].endswith("/payments-api-key")]
+    key = stack.aws("secretsmanager", "get-secret-value", "--secret-id", arn)["SecretString"]
+
+    listed = requests.get(f"{e['payments']}/v1/payment_intents", headers=_auth(key), timeout=10)
+    refused = requests.get(f"{e['payments']}/v1/payment_intents", headers=_auth("sk_test_wrong"), timeout=10)
+
+    assert listed.status_code == 200
+    assert listed.json()["object"] == "list"
+    assert refused.status_code == 401

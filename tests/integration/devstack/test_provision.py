@@ -212,6 +212,7 @@ def test_provisioning_again_reuses_every_resource_and_returns_the_same_values(
             "clients": len(
                 idp.list_user_pool_clients(UserPoolId=provisioned.summary()["user_pool_id"])["UserPoolClients"]
             ),
+            "secrets": len(aws("secretsmanager").list_secrets()["SecretList"]),
         }
 
     sqs = aws("sqs")
@@ -219,10 +220,14 @@ def test_provisioning_again_reuses_every_resource_and_returns_the_same_values(
     for url in notified_queues:
         _drain(sqs, url)
     before = counts()
+    secret = aws("secretsmanager").get_secret_value(SecretId=provisioned["PaymentsApiKeySecret"].ref)["SecretString"]
 
     again = provision(load_template(), endpoint_url=moto_server, region="us-east-1")
 
     assert again.resources == provisioned.resources
+    # The value put into a secret (the stand-in's key, locally; the operator's on AWS) stays.
+    assert aws("secretsmanager").get_secret_value(
+        SecretId=provisioned["PaymentsApiKeySecret"].ref)["SecretString"] == secret
     assert again.env() == provisioned.env()
     assert counts() == before
     # Re-putting a bucket's notification configuration would announce itself with an s3:TestEvent.

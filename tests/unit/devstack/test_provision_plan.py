@@ -146,3 +146,13 @@ def test_queues_and_topics_resolve_by_logical_id_first_then_physical_name() -> N
 
     assert stack.queue_url("OrdersQueue") == stack.queue_url("sf-OrdersQueue") == "http://aws/1/sf-OrdersQueue"
     assert stack.topic_arn("EventsTopic") == stack.topic_arn("sf-EventsTopic") == "arn:aws:sns:r:1:sf-EventsTopic"
+
+
+@pytest.mark.parametrize("props, message", [
+    ({"SecretString": "x", "GenerateSecretString": {}}, "SecretString and GenerateSecretString exclude each other"),
+    ({"GenerateSecretString": {"PasswordLength": 32, "Alphabet": "ab"}}, "GenerateSecretString keys not supported"
+                                                                         " locally: Alphabet"),
+    ({"GenerateSecretString": {"GenerateStringKey": "password"}}, "SecretStringTemplate and GenerateStringKey go"),
+])
+def test_a_secret_cloudformation_would_not_create_is_refused(props: dict[str, Any], message: str) -> None:
+    _refused(_template(Key={"Type": "AWS::SecretsManager::Secret", "Properties": props}), f"Key: {message}")
