@@ -50,6 +50,9 @@ UPLOADS_BUCKET = "UPLOADS_BUCKET"
 MEDIA_BUCKET = "MEDIA_BUCKET"
 # How long a rendition URL in a product's JSON stays valid; presigned at every read.
 MEDIA_URL_TTL_SECONDS = "MEDIA_URL_TTL_SECONDS"
+# The From of the e-mail the app sends ("Name <address>" or an address). On AWS an identity
+# verified in SES in the functions' region (the address or its domain); per stage in .chalice/config.json.
+MAIL_FROM = "MAIL_FROM"
 # Browser origins allowed to call the API (comma-separated, exact, e.g. "https://shop.example.com");
 # none by default, so no page on another origin can read an answer.
 CORS_ALLOW_ORIGINS = "CORS_ALLOW_ORIGINS"
@@ -89,6 +92,7 @@ class Settings:
     cors_allow_origins: frozenset[str] = frozenset()
     payments_api_url: str = "https://api.stripe.com"
     payments_api_key_secret: str = ""
+    mail_from: str = ""
 
     @property
     def issuer(self) -> str:
@@ -139,6 +143,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             o.strip().rstrip("/") for o in env.get(CORS_ALLOW_ORIGINS, "").split(",") if o.strip()),
         payments_api_url=(env.get(PAYMENTS_API_URL) or "https://api.stripe.com").rstrip("/"),
         payments_api_key_secret=env.get(PAYMENTS_API_KEY_SECRET, ""),
+        mail_from=env.get(MAIL_FROM, "").strip(),
     )
 
 

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_stepfunctions import SFNClient
@@ -67,3 +69,15 @@ class AwsClients:
         import boto3
 
         return boto3.client("stepfunctions", region_name=self.region)
+
+    @cached_property
+    def sesv2(self) -> SESV2Client:
+        import boto3
+
+        return boto3.client("sesv2", region_name=self.region)
+
+    @cached_property
+    def cognito_idp(self) -> CognitoIdentityProviderClient:
+        import boto3
+
+        return boto3.client("cognito-idp", region_name=self.region)
