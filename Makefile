@@ -17,7 +17,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 CHECKOV := $(VENV)/checkov/bin/checkov
 PIP_INSTALL = PIP_DISABLE_PIP_VERSION_CHECK=1 $(1) -m pip install --quiet --require-hashes --only-binary=:all: -r $(2)
 
-.PHONY: run test typecheck test-faults token bench clean cleanup fire package deploy traces traces-ui lock
+.PHONY: run test typecheck test-faults token bench clean cleanup fire package deploy traces traces-ui lock mail
 
 $(PYTHON_STAMP):
 	@if [ -x $(PY) ] && ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then \
@@ -104,6 +104,10 @@ traces: $(RUN_STAMP)
 	@$(PY) -m devstack traces $(if $(FILTER),--filter '$(FILTER)') $(if $(TRACE),--trace $(TRACE)) \
 		$(if $(MINUTES),--minutes $(MINUTES)) \
 		$(if $(filter command line,$(origin AWS_PROFILE)),--profile $(AWS_PROFILE))
+
+## mail [LIMIT=20]: the e-mail the app sent, newest first (the running local stack's mailbox; nothing leaves it)
+mail: $(RUN_STAMP)
+	@$(PY) -m devstack mail $(if $(LIMIT),--limit $(LIMIT))
 
 ## traces-ui AWS_PROFILE=p [TRACE_PORT=8001]: the trace viewer alone, reading a real account's X-Ray
 traces-ui: $(RUN_STAMP)

@@ -1,4 +1,5 @@
-"""`python -m devstack run | token USER | fire SCHEDULE [--at ISO] | traces [...] | traces-ui [...]` (Makefile targets)."""
+"""`python -m devstack run | token USER | fire SCHEDULE [--at ISO] | traces [...] | traces-ui [...] | mail [--limit N]`
+(Makefile targets)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ def run() -> int:
     API            {e['api']}
     AWS endpoint   {e['aws_endpoint']}   (aws --endpoint-url {e['aws_endpoint']} ...)
     trace viewer   {e['trace_viewer']}
+    mailbox        {e['mailbox']}   (make mail)
     endpoints      {os.path.relpath(stack.endpoints_file)}
 
   Try:  curl -s {e['api']}/products
@@ -87,6 +89,21 @@ def fire(schedule: str, at: str | None) -> int:
     except urllib.error.HTTPError as exc:
         print(exc.read().decode(), file=sys.stderr)
         return 1
+    return 0
+
+
+def mail(limit: int) -> int:
+    from devstack.mailbox import mail_text
+    from devstack.trace_text import terminal_width
+
+    e = _endpoints()
+    try:
+        with urllib.request.urlopen(e["mailbox"], timeout=30) as response:
+            entries = json.loads(response.read())
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"error: the mailbox at {e['mailbox']} did not answer: {exc}", file=sys.stderr)
+        return 1
+    print(mail_text(entries, source=e["mailbox"], width=terminal_width(), limit=limit))
     return 0
 
 
@@ -187,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd.add_argument("--errors", action="store_true", help="only traces with an error or fault")
         else:
             cmd.add_argument("--port", type=int, default=int(os.environ.get("TRACE_PORT", 8001)))
+    mail_cmd = commands.add_parser("mail", help="the e-mail the app sent, newest first")
+    mail_cmd.add_argument("--limit", type=int, default=20, help="show at most this many (default 20)")
     args = parser.parse_args(argv)
     if args.command in ("traces", "traces-ui"):
         from botocore.exceptions import BotoCoreError, ClientError
@@ -203,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         return run()
     if args.command == "token":
         return token(args.username)
+    if args.command == "mail":
+        return mail(args.limit)
     return fire(args.schedule, args.at)
 
 

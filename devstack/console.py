@@ -1,4 +1,5 @@
-"""The local stack's own HTTP endpoint (at `trace_viewer`): the trace viewer, schedules, fire-now.
+"""The local stack's own HTTP endpoint (at `trace_viewer`): the trace viewer, schedules, fire-now,
+and the mailbox (`/mail`: the e-mail sent, devstack/mailbox.py).
 
 Traces are read only through the X-Ray API (devstack/trace_reader.py) and assembled by the pure
 devstack/traces.py; this module only maps URLs to them. With `emulator=None` it is the viewer
@@ -33,8 +34,10 @@ def _minutes(query: dict[str, list[str]]) -> int:
 class Console:
     def __init__(self, *, host: str, port: int, xray: Any, emulator: Any,
                  memory_mb: Callable[[str], int] = lambda function: 128,
-                 is_api: Callable[[str], bool] = lambda function: False) -> None:
-        """`memory_mb` and `is_api` price a function by name (devstack.trace_reader.Pricing)."""
+                 is_api: Callable[[str], bool] = lambda function: False,
+                 mailbox: Callable[[], list[dict[str, Any]]] | None = None) -> None:
+        """`memory_mb` and `is_api` price a function by name (devstack.trace_reader.Pricing);
+        `mailbox` lists the e-mail sent, newest first (None: no mailbox, as against a real account)."""
         console = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,6 +54,7 @@ class Console:
         self._emulator = emulator
         self._memory_mb = memory_mb
         self._is_api = is_api
+        self._mailbox = mailbox
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="console", daemon=True)
 
@@ -94,6 +98,8 @@ class Console:
                 schedules = [{**s, "next_fire": s["next_fire"].isoformat() if s.get("next_fire") else None}
                              for s in self._emulator.schedules()]
                 self._send(request, 200, {"schedules": schedules})
+            elif url.path.rstrip("/") == "/mail" and self._mailbox is not None:
+                self._send(request, 200, self._mailbox())
             elif url.path == "/api/stats" and self._emulator is not None:
                 stats = {name: dataclasses.asdict(value) for name, value in self._emulator.stats.items()}
                 self._send(request, 200, {"functions": stats})

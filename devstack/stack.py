@@ -4,7 +4,7 @@
     Chalice local server       <- the real app.py, stage env vars applied by hand
     EventSourceEmulator        <- SQS / SNS / schedule triggers with Lambda's semantics
     XRayDaemon                 <- the app's UDP segments -> moto's X-Ray API
-    Console                    <- traces, schedules and a "fire now" at trace_viewer
+    Console                    <- traces, schedules and a "fire now" at trace_viewer; the mailbox
 """
 
 from __future__ import annotations
@@ -143,6 +143,9 @@ class LocalStack:
 
         speed_up_moto()
         isolate_moto_requests()
+        from devstack import mailbox
+
+        mailbox.record_send_times()
         moto = ThreadedMotoServer(ip_address=o.host, port=aws_port, verbose=False)
         moto.start()
         self._stoppers.append(("aws", moto.stop))
@@ -158,6 +161,7 @@ class LocalStack:
 
         summary = provisioned.summary()
         os.environ.update(stage.environment())
+        mailbox.verify_sender(session.client("sesv2", endpoint_url=aws_endpoint), os.environ.get("MAIL_FROM", ""))
         os.environ.update(provisioned.env())
         os.environ.update({
             "STAGE": o.stage,
@@ -203,7 +207,8 @@ class LocalStack:
 
         pricing = Pricing(o.stage)
         console = Console(host=o.host, port=trace_port, xray=session.client("xray", endpoint_url=aws_endpoint),
-                          emulator=self.emulator, memory_mb=pricing.memory_mb, is_api=pricing.is_api)
+                          emulator=self.emulator, memory_mb=pricing.memory_mb, is_api=pricing.is_api,
+                          mailbox=functools.partial(mailbox.messages, ACCOUNT_ID, o.region))
         console.start()
         self._stoppers.append(("trace viewer", console.stop))
 
@@ -216,6 +221,7 @@ class LocalStack:
             "tables": summary["tables"], "queues": summary["queues"],
             "topics": summary["topics"], "state_machines": summary["state_machines"],
             "payments": payments.url,
+            "mailbox": f"http://{o.host}:{trace_port}/mail",
         }
         self._write_endpoints()
         return self.endpoints
