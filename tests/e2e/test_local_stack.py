@@ -23,10 +23,12 @@ def _auth(token: str, **extra: str) -> dict[str, str]:
 def test_endpoints_file_describes_every_resource(stack):
     e = stack.endpoints
     assert set(e) >= {"api", "aws_endpoint", "region", "trace_viewer", "user_pool_id", "user_pool_client_id",
-                      "buckets", "tables", "queues", "topics"}
+                      "buckets", "tables", "queues", "topics", "mailbox"}
     assert set(e["buckets"]) == {"uploads", "media", "imports"}
     assert {"ProductsTable", "IdempotencyTable"} <= set(e["tables"])
     assert {"OrdersQueue", "OrdersQueueDeadLetterQueue"} <= set(e["queues"])
+    assert e["mailbox"] == f"{e['trace_viewer']}/mail"
+    assert isinstance(requests.get(e["mailbox"], timeout=10).json(), list)
 
 
 def test_health_answers_with_a_request_id(stack):
