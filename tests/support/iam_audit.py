@@ -14,6 +14,7 @@ import contextvars
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.utils import parseaddr
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -115,6 +116,12 @@ def iam_requests(call: Call, *, region: str, account: str) -> list[tuple[str, st
         return [(f"sqs:{op.replace('Batch', '')}", f"arn:aws:sqs:{region}:{account}:{name}")]
     if call.service == "sns" and op in ("Publish", "PublishBatch"):
         return [("sns:Publish", p["TopicArn"])]
+    if call.service == "sesv2" and op == "SendEmail":
+        # SES authorises sending on the sender's identity (its address; a role may grant its
+        # domain's identity instead, which this audit does not model).
+        return [("ses:SendEmail", f"arn:aws:ses:{region}:{account}:identity/{parseaddr(p['FromEmailAddress'])[1]}")]
+    if call.service == "cognito-idp" and op == "ListUsers":
+        return [("cognito-idp:ListUsers", f"arn:aws:cognito-idp:{region}:{account}:userpool/{p['UserPoolId']}")]
     raise KeyError(f"{call.service}:{op} is not known to the IAM audit")
 
 

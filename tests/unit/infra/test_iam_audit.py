@@ -44,3 +44,11 @@ def test_queue_urls_and_topic_batches_become_arns_and_actions() -> None:
 def test_an_operation_the_audit_does_not_know_is_an_error_not_a_pass() -> None:
     with pytest.raises(KeyError, match="dynamodb:ExecuteStatement"):
         _requests("dynamodb", "ExecuteStatement", Statement="SELECT * FROM t")
+
+
+def test_mail_is_authorised_on_the_senders_identity_and_a_user_lookup_on_the_pool() -> None:
+    assert _requests("sesv2", "SendEmail", FromEmailAddress="Shop <no-reply@shop.example.com>",
+                     Destination={"ToAddresses": ["a@example.com"]}) == [
+        ("ses:SendEmail", "arn:aws:ses:us-east-1:123456789012:identity/no-reply@shop.example.com")]
+    assert _requests("cognito-idp", "ListUsers", UserPoolId="us-east-1_abc", Filter='sub = "x"') == [
+        ("cognito-idp:ListUsers", "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_abc")]
