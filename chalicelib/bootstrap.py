@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from chalicelib.adapters.aws import AwsClients
 from chalicelib.adapters.cleanup_cursors import DynamoCursors, bind_cleanup_state_table
-from chalicelib.adapters.cognito import CognitoTokenVerifier
+from chalicelib.adapters.cognito import CognitoDirectory, CognitoTokenVerifier
 from chalicelib.adapters.idempotency_table import (
     PynamoExpiringRecords, PynamoIdempotencyStore, bind_idempotency_table,
 )
@@ -31,8 +31,10 @@ from chalicelib.adapters.orders_table import PynamoOrderRepository, bind_orders_
 from chalicelib.adapters.pillow_images import PillowImageProcessor
 from chalicelib.adapters.products_table import PynamoProductLookup, PynamoProductRepository, bind_products_table
 from chalicelib.adapters.s3 import RENDITION_CACHE_CONTROL, S3Bucket
+from chalicelib.adapters.ses_mail import SesMailer
 from chalicelib.adapters.sqs import SqsOrderQueue
 from chalicelib.adapters.step_functions import StepFunctionsOrderSagas
+from chalicelib.adapters.stripe_payments import StripePayments
 from chalicelib.adapters.tracing import NoTracer, Tracer
 from chalicelib.config import Settings, load_settings
 from chalicelib.domain.cleanup import Limits
@@ -142,6 +144,9 @@ def aws_clients(settings: Settings, *, aws: AwsClients | None = None, clock: Clo
         orders=PynamoOrderRepository(bind_orders_table(table=s.orders_table, region=s.region), product, idempotency),
         order_queue=SqsOrderQueue(lambda: aws.sqs, s.orders_queue),
         order_sagas=StepFunctionsOrderSagas(lambda: aws.stepfunctions, s.order_saga_state_machine),
+        payments=StripePayments(lambda: aws.secretsmanager, s.payments_api_key_secret, api_url=s.payments_api_url),
+        mailer=SesMailer(lambda: aws.sesv2, s.mail_from),
+        directory=CognitoDirectory(lambda: aws.cognito_idp, s.user_pool_id),
         images=PynamoImageRepository(image, product),
         uploads=S3Bucket(s3, s.uploads_bucket),
         media=S3Bucket(s3, s.media_bucket, url_expires_in=s.media_url_ttl_seconds,
