@@ -102,7 +102,7 @@ def _buyer_status(buyer: str, status: OrderStatus) -> str:
 def _entry(status: OrderStatus, at: datetime, reason: str | None = None) -> dict[str, str]:
     entry = {"status": str(status), "at": iso(at)}
     if reason is not None:
-        entry["reason"] = reason
+        entry["reason"] = str(reason)
     return entry
 
 
