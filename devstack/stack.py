@@ -149,6 +149,9 @@ class LocalStack:
         moto = ThreadedMotoServer(ip_address=o.host, port=aws_port, verbose=False)
         moto.start()
         self._stoppers.append(("aws", moto.stop))
+        from devstack.step_functions import route_lambda_tasks, run_executions
+
+        self._stoppers.append(("state machine executions", run_executions(aws_port)))
 
         provisioned = provision(load_template(), endpoint_url=aws_endpoint, region=o.region,
                                 stack_name=stack_name, account_id=ACCOUNT_ID)
@@ -196,12 +199,10 @@ class LocalStack:
         self.emulator.start()
         self._stoppers.append(("event delivery", self.emulator.stop))
 
-        from devstack.step_functions import install as run_state_machines
-
-        # Executions start only once the containers are there to run their Lambda tasks.
-        self._stoppers.append(("state machines", run_state_machines(
+        # The state machines' Lambda tasks run in the same containers as every other trigger.
+        self._stoppers.append(("state machine tasks", route_lambda_tasks(
             self.emulator.invoke, [self.emulator.function(f.name) for f in app.pure_lambda_functions],
-            port=aws_port, account_id=ACCOUNT_ID, region=o.region)))
+            account_id=ACCOUNT_ID, region=o.region)))
 
         from devstack.trace_reader import Pricing
 

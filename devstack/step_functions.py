@@ -5,8 +5,9 @@ What moto 5.2.5 gives (read in moto/stepfunctions/parser/, LocalStack's interpre
 config `stepfunctions.execute_state_machine` on, StartExecution really runs the definition in a
 thread (Choice, Pass, Retry with backoff, Catch, Fail, `arn:aws:states:::lambda:invoke`, ...),
 keeps the history (GetExecutionHistory) and refuses a second execution of the same name
-(ExecutionAlreadyExists). Its service calls go to `http://localhost:$MOTO_PORT`. What it cannot
-do without Docker is run a Lambda function: moto's Invoke answers a canned payload. So `install`
+(ExecutionAlreadyExists); its StartExecution handler drops `traceHeader`, which `run_executions`
+passes on. Its service calls go to `http://localhost:$MOTO_PORT`. What it cannot
+do without Docker is run a Lambda function: moto's Invoke answers a canned payload. So `route_lambda_tasks`
 routes moto's Invoke of the app's own functions to the stack's containers (anything else keeps
 moto's behaviour), and hands each invocation the execution's trace header (StartExecution's
 `traceHeader`), which on AWS Step Functions passes on itself: a saga's steps join the trace of
@@ -24,23 +25,54 @@ from typing import Any
 
 from devstack.invocations import Function
 
-__all__ = ["install"]
+__all__ = ["run_executions", "route_lambda_tasks"]
 
 log = logging.getLogger(__name__)
 
 
-def install(invoke: Callable[..., Any], functions: Iterable[Function], *, port: int, account_id: str,
-            region: str) -> Callable[[], None]:
-    """Turn on moto's interpreter and route its Lambda tasks; returns what undoes it.
+def run_executions(port: int) -> Callable[[], None]:
+    """Turn on moto's interpreter; returns what undoes it.
 
-    `invoke(function, event, records=0, trace_header=...)` runs one invocation (the emulator's)."""
-    from moto.awslambda.models import LambdaBackend
+    Before any state machine is created: with the config on, moto keeps state machines in the
+    interpreter's backend, and one created before would not be found by StartExecution."""
     from moto.core.config import default_user_config
+    from moto.core.responses import ActionResult
+    from moto.stepfunctions.responses import StepFunctionResponse
 
-    by_name = {function.function_name: function for function in functions}
     previous_port = os.environ.get("MOTO_PORT")
     os.environ["MOTO_PORT"] = str(port)  # where the interpreter's own clients call
-    default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+    config = default_user_config.setdefault("stepfunctions", {})
+    config["execute_state_machine"] = True
+    original_start = StepFunctionResponse.start_execution
+
+    def start_execution(self: Any) -> Any:
+        # moto 5.2.5's handler drops StartExecution's traceHeader (its backend takes it): without
+        # it, no step could join the trace of whoever started the saga.
+        execution = self.stepfunction_backend.start_execution(
+            self._get_param("stateMachineArn"), self._get_param("name"),
+            self._get_param("input", if_none="{}"), trace_header=self._get_param("traceHeader"))
+        return ActionResult({"executionArn": execution.execution_arn, "startDate": execution.start_date})
+
+    StepFunctionResponse.start_execution = start_execution  # type: ignore[method-assign]
+
+    def undo() -> None:
+        StepFunctionResponse.start_execution = original_start  # type: ignore[method-assign]
+        config["execute_state_machine"] = False
+        if previous_port is None:
+            os.environ.pop("MOTO_PORT", None)
+        else:
+            os.environ["MOTO_PORT"] = previous_port
+
+    return undo
+
+
+def route_lambda_tasks(invoke: Callable[..., Any], functions: Iterable[Function], *, account_id: str,
+                       region: str) -> Callable[[], None]:
+    """Route moto's Lambda Invoke of `functions` to `invoke(function, event, records=0,
+    trace_header=...)` (the emulator's); returns what undoes it."""
+    from moto.awslambda.models import LambdaBackend
+
+    by_name = {function.function_name: function for function in functions}
     original = LambdaBackend.invoke
 
     def routed_invoke(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
@@ -60,15 +92,10 @@ def install(invoke: Callable[..., Any], functions: Iterable[Function], *, port: 
 
     LambdaBackend.invoke = routed_invoke  # type: ignore[method-assign]
 
-    def uninstall() -> None:
+    def undo() -> None:
         LambdaBackend.invoke = original  # type: ignore[method-assign]
-        default_user_config["stepfunctions"]["execute_state_machine"] = False
-        if previous_port is None:
-            os.environ.pop("MOTO_PORT", None)
-        else:
-            os.environ["MOTO_PORT"] = previous_port
 
-    return uninstall
+    return undo
 
 
 def _name_of(function_name: str) -> str:

@@ -16,6 +16,7 @@ flowchart LR
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -75,7 +76,8 @@ def order_saga_order(event: Any, context: Any) -> dict[str, Any]:
         return _run(step, order_id, lambda: saga.restock(order_id))
     error = _error_name(event.get("error"))
     if error is not None:
-        logger.warning("order saga compensating", extra={"order_id": order_id, "error": event.get("error")})
+        logger.warning("order saga compensated", extra={"order_id": order_id, "error": error,
+                                                        "cause": _cause_summary(event["error"])})
     return _run(step, order_id, lambda: saga.end(order_id, error))
 
 
@@ -95,3 +97,17 @@ def _error_name(error: Any) -> str | None:
         raise SagaInputError("error must be a caught error ({'Error': name, 'Cause': text})")
     name: str = error["Error"][:_MAX_ERROR_NAME]
     return name
+
+
+def _cause_summary(error: Mapping[str, Any]) -> str:
+    """The first line of the caught error's message (its Cause is Lambda's whole error payload,
+    traceback included: the execution's history keeps that)."""
+    cause = error.get("Cause")
+    if not isinstance(cause, str):
+        return ""
+    try:
+        payload = json.loads(cause)
+        message = payload.get("errorMessage", "") if isinstance(payload, dict) else cause
+    except ValueError:
+        message = cause
+    return str(message).split("\n", 1)[0][:500]
