@@ -1,19 +1,20 @@
 """What `make run` prints: one line per API request or function invocation, warnings and errors.
 
-The app logs JSON (Powertools), as CloudWatch wants it; read by a person, a 330-character line
-per request hid what happened. By default the app's request log becomes one short line and its
-other INFO lines are left out (each invocation gets its own line from the emulator instead);
+The app logs JSON (chalicelib/logs.py), as CloudWatch wants it; read by a person, a 330-character
+line per request hid what happened. By default the app's request log becomes one short line and
+its other INFO lines are left out (each invocation gets its own line from the emulator instead);
 DEVSTACK_LOGS=json prints every JSON line, as on Lambda.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
+from typing import TYPE_CHECKING
 
-from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+if TYPE_CHECKING:  # imported by configure_app_logs: the app's logger takes its name from the environment
+    from chalicelib.logs import JsonFormatter
 
 __all__ = ["LOGS_VARIABLE", "configure_app_logs", "configure_stack_logs"]
 
@@ -36,19 +37,20 @@ class _LineFormatter(logging.Formatter):
         return line
 
 
-class _AppLineFormatter(LambdaPowertoolsFormatter):
-    """The app's request log as `GET /products 200 12.3 ms`; other lines as message and keys.
-
-    A Powertools formatter, since the app's logger keeps its appended keys in its formatter.
-    """
+class _AppLineFormatter(logging.Formatter):
+    """The app's request log as `GET /products 200 12.3 ms`; other lines as message and keys."""
 
     # Keys every line has, or that only matter in CloudWatch.
     _LEFT_OUT = frozenset({"level", "location", "message", "timestamp", "service", "xray_trace_id",
-                           "sampling_rate", "exception", "exception_name", "stack_trace", "request_id",
+                           "exception", "exception_name", "exception_notes", "stack_trace", "request_id",
                            "trace_id"})
 
+    def __init__(self, app_format: JsonFormatter) -> None:
+        super().__init__()
+        self._app_format = app_format
+
     def format(self, record: logging.LogRecord) -> str:
-        entry = json.loads(super().format(record))
+        entry = self._app_format.fields(record)
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
         level = f" {record.levelname}" if record.levelno >= logging.WARNING else ""
         if entry.get("message") == "request" and "route" in entry:
@@ -76,11 +78,12 @@ def configure_stack_logs() -> None:
 
 def configure_app_logs() -> None:
     """Shorten the app's logs (unless DEVSTACK_LOGS=json); call after the app is imported."""
-    app_logger = logging.getLogger(os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
-    # Its own handler prints each line; the stack's root handler printed every one a second time.
-    app_logger.propagate = False
+    from chalicelib.logs import SERVICE_NAME, JsonFormatter
+
+    app_logger = logging.getLogger(os.environ.get(SERVICE_NAME, "service_undefined"))
     if _json_logs():
         return
     for handler in app_logger.handlers:
-        handler.setFormatter(_AppLineFormatter(utc=True))
-        handler.addFilter(_request_or_problem)
+        if isinstance(handler.formatter, JsonFormatter):
+            handler.setFormatter(_AppLineFormatter(handler.formatter))
+            handler.addFilter(_request_or_problem)

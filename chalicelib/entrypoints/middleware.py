@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from chalice.app import Request, Response
 
-from chalicelib.logs import logger
+from chalicelib.logs import append_keys, clear_keys, logger
 from chalicelib.bootstrap import services
 from chalicelib.entrypoints.cors import cors_headers
 
@@ -33,12 +33,12 @@ def http_middleware(request: Request, get_response: Callable[[Request], Response
     route = f"{request.method} {context.get('resourcePath', request.path)}"
     tracer = services().tracer
     with tracer.invocation(route) as span:
-        logger.thread_safe_append_keys(request_id=request_id, trace_id=span.trace_id, route=route)
+        append_keys(request_id=request_id, trace_id=span.trace_id, route=route)
         try:
             response = get_response(request)
             span.set_status(response.status_code)
         finally:
-            logger.thread_safe_clear_keys()
+            clear_keys()
     response.headers["X-Request-Id"] = request_id
     response.headers.update(cors_headers(request, response, services().settings.cors_allow_origins))
     if span.trace_id:
@@ -58,15 +58,15 @@ def event_middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
     context = getattr(event, "context", None)
     function = getattr(context, "function_name", None) or "storefront"
     request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
-    logger.thread_safe_append_keys(request_id=request_id, function=function)
+    append_keys(request_id=request_id, function=function)
     # "<app>-<stage>-<handler>": a handler's name is a Python identifier, so it holds no "-".
     name = f"## {function.rsplit('-', 1)[-1]}"
     try:
         with services().tracer.invocation(name) as span:
-            logger.thread_safe_append_keys(trace_id=span.trace_id)
+            append_keys(trace_id=span.trace_id)
             return get_response(event)
     except Exception:
         logger.exception("invocation failed")
         raise
     finally:
-        logger.thread_safe_clear_keys()
+        clear_keys()

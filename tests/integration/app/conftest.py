@@ -20,6 +20,7 @@ from chalice.test import Client
 from pynamodb.signals import pre_dynamodb_send
 
 from chalicelib import bootstrap
+from chalicelib.logs import logger
 from devstack.provision import Provisioned, provision
 from devstack.tokens import issue_token
 from infra.resources import load_template
@@ -114,6 +115,17 @@ def alice(new_user: Callable[[], User]) -> User:
 @pytest.fixture
 def bob(new_user: Callable[[], User]) -> User:
     return new_user()
+
+
+@pytest.fixture
+def app_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """caplog, with the app's records: its logger writes them itself and does not pass them on to
+    the root logger, where caplog listens."""
+    logger.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
 
 
 @pytest.fixture

@@ -214,12 +214,12 @@ def test_two_runs_at_once_do_the_work_once_and_fail_nothing(api, alice, stack, s
     assert not keys(s3, env["UPLOADS_BUCKET"], f"uploads/{alice.sub}/{product_id}/") & set(strays)
 
 
-def test_a_run_logs_one_summary_line_with_its_metrics(cleanup, caplog):
-    caplog.set_level(logging.INFO)
+def test_a_run_logs_one_summary_line_with_its_metrics(cleanup, app_logs):
+    app_logs.set_level(logging.INFO)
 
     report = cleanup(now())
 
-    (line,) = [r for r in caplog.records if r.getMessage() == "cleanup summary"]
+    (line,) = [r for r in app_logs.records if r.getMessage() == "cleanup summary"]
     assert line.images_failed == report["images_failed"] and line.complete is True
     # CloudWatch's embedded metric format: the same line feeds metrics, no PutMetricData call.
     (directive,) = getattr(line, "_aws")["CloudWatchMetrics"]

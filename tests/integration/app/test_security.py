@@ -121,7 +121,7 @@ def test_a_body_over_the_routes_limit_is_a_400_naming_the_body_and_changes_nothi
 
 @pytest.fixture
 def captured_logs(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> Iterator[Any]:
-    """Everything the app logs: Powertools' JSON lines (written to the process's stdout) and any
+    """Everything the app logs: its JSON lines (written to the process's stdout) and any
     record of the logging module (botocore, pynamodb, chalice), at DEBUG."""
     caplog.set_level(logging.DEBUG)
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from chalicelib.config import load_settings
-from tests.integration.app.conftest import api, cognito, new_user, stack  # noqa: F401 - fixtures
+from tests.integration.app.conftest import api, app_logs, cognito, new_user, stack  # noqa: F401 - fixtures
 from tests.integration.faults.delivery import Delivery
 from tests.support.app_wiring import install_app
 from tests.support.sqs import LambdaQueue

@@ -21,7 +21,7 @@ def assert_logged(caplog: pytest.LogCaptureFixture, body: str) -> None:
     assert getattr(line, "body") == body
 
 
-def test_a_chunk_that_never_imports_fails_its_job_and_poison_in_the_dlq_is_logged(world, caplog):
+def test_a_chunk_that_never_imports_fails_its_job_and_poison_in_the_dlq_is_logged(world, app_logs):
     owner = world.new_user()
     job = body_of(world.api.post("/imports", headers=owner.headers()))
     tap = TopicTap(world.client("sns"), world.client("sqs"), world.env["IMPORT_COMPLETED_TOPIC"],
@@ -46,10 +46,10 @@ def test_a_chunk_that_never_imports_fails_its_job_and_poison_in_the_dlq_is_logge
     (announced,) = [m for m in tap.messages(wait=1) if m["job_id"] == job["job_id"]]
     assert (announced["status"], announced["rows_imported"]) == ("failed", 4)
     assert dead_letters(world, "import_chunk") == []
-    assert_logged(caplog, POISON)
+    assert_logged(app_logs, POISON)
 
 
-def test_an_upload_that_never_dispatches_fails_its_job_and_poison_in_the_dlq_is_logged(world, caplog):
+def test_an_upload_that_never_dispatches_fails_its_job_and_poison_in_the_dlq_is_logged(world, app_logs):
     owner = world.new_user()
     job = body_of(world.api.post("/imports", headers=owner.headers()))
     assert upload(job["upload"], csv_of(GOOD_ROWS, {})).status_code == 204
@@ -67,4 +67,4 @@ def test_an_upload_that_never_dispatches_fails_its_job_and_poison_in_the_dlq_is_
     assert (state["status"], state["rows_imported"]) == ("failed", 0)
     assert state["errors"][0]["message"].startswith("the uploaded file could not be read after repeated attempts")
     assert dead_letters(world, "dispatch_import") == []
-    assert_logged(caplog, POISON)
+    assert_logged(app_logs, POISON)

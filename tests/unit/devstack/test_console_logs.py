@@ -5,25 +5,28 @@ from __future__ import annotations
 import json
 import uuid
 
-import pytest
-from aws_lambda_powertools import Logger
+import logging
 
+import pytest
+
+from chalicelib.logs import SERVICE_NAME, append_keys, clear_keys, json_logger
 from devstack.console_logs import LOGS_VARIABLE, configure_app_logs
 
 
-def _app_logger(monkeypatch: pytest.MonkeyPatch) -> Logger:
-    """The app's Powertools logger, as app.py's import makes it (a service of its own per test).
+def _app_logger(monkeypatch: pytest.MonkeyPatch) -> logging.Logger:
+    """The app's logger, as app.py's import makes it (a service of its own per test).
     Made inside the test: its handler keeps the sys.stdout of the moment, which capsys replaces."""
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", f"storefront-{uuid.uuid4().hex[:8]}")
-    return Logger(utc=True)
+    service = f"storefront-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv(SERVICE_NAME, service)
+    return json_logger(service)
 
 
-def _log_a_request_and_more(logger: Logger) -> None:
-    logger.thread_safe_append_keys(request_id="r-1")
+def _log_a_request_and_more(logger: logging.Logger) -> None:
+    append_keys(request_id="r-1")
     logger.info("request", extra={"route": "GET /products", "status": 200, "duration_ms": 12.3})
     logger.info("order confirmed", extra={"order_id": "o-1"})
     logger.warning("record failed", extra={"message_id": "m-1"})
-    logger.thread_safe_clear_keys()
+    clear_keys()
 
 
 def test_by_default_a_request_is_one_short_line_and_only_problems_join_it(capsys, monkeypatch):
