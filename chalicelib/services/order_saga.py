@@ -47,7 +47,8 @@ class PaymentProvider(Protocol):
 
 class Mailer(Protocol):
     def send(self, to: Sequence[str], subject: str, text: str) -> None:
-        """Send a plain-text e-mail; raises DependencyUnavailable when it could not be sent."""
+        """Send a plain-text e-mail; raises DependencyUnavailable when it could not be sent now
+        (retry), MailRejected when SES refused it (a bad address: do not retry)."""
 
 
 class Directory(Protocol):
