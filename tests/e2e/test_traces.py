@@ -27,13 +27,13 @@ def _auth(token: str) -> dict[str, str]:
 
 
 def _confirmed_order(stack: Any) -> dict[str, str]:
-    """A product, an order for it, and the order once the consumer confirmed it."""
+    """A product, an order for it, and the order once its saga confirmed it."""
     api = stack.endpoints["api"]
     seller, buyer = stack.token(f"seller-{uuid.uuid4().hex[:8]}"), stack.token(f"buyer-{uuid.uuid4().hex[:8]}")
     product = requests.post(f"{api}/products", headers=_auth(seller), timeout=10,
                             json={"name": "Lamp", "price_cents": 4500, "currency": "EUR", "stock": 3}).json()
     placed = requests.post(f"{api}/orders", headers=_auth(buyer), timeout=10,
-                           json={"product_id": product["id"], "quantity": 1})
+                           json={"product_id": product["id"], "quantity": 1, "payment_method": "pm_card_visa"})
     assert placed.status_code == 202
     order_id = placed.json()["order_id"]
     deadline = time.monotonic() + 60
