@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -66,13 +67,22 @@ def run_executions(port: int) -> Callable[[], None]:
     return undo
 
 
+# How many invocations of one function a state machine's tasks run at once here. Lambda would run
+# them all (up to the account's concurrency); each one here is a container process, and 2 cores
+# shared by hundreds of executions do better with a few busy ones than with hundreds of processes
+# starting. The others wait their turn, as an invocation throttled and retried would.
+TASK_CONCURRENCY = 4
+
+
 def route_lambda_tasks(invoke: Callable[..., Any], functions: Iterable[Function], *, account_id: str,
-                       region: str) -> Callable[[], None]:
+                       region: str, concurrency: int = TASK_CONCURRENCY) -> Callable[[], None]:
     """Route moto's Lambda Invoke of `functions` to `invoke(function, event, records=0,
-    trace_header=...)` (the emulator's); returns what undoes it."""
+    trace_header=...)` (the emulator's), at most `concurrency` at once per function; returns what
+    undoes it."""
     from moto.awslambda.models import LambdaBackend
 
     by_name = {function.function_name: function for function in functions}
+    slots = {name: threading.BoundedSemaphore(concurrency) for name in by_name}
     original = LambdaBackend.invoke
 
     def routed_invoke(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
@@ -84,7 +94,8 @@ def route_lambda_tasks(invoke: Callable[..., Any], functions: Iterable[Function]
             event = json.loads(body or b"{}")
         except ValueError:
             event = body  # the function decides what to make of it, as on Lambda
-        outcome = invoke(function, event, records=0, trace_header=_trace_header(event, account_id, region))
+        with slots[function.function_name]:
+            outcome = invoke(function, event, records=0, trace_header=_trace_header(event, account_id, region))
         if outcome.ok:
             return json.dumps(outcome.result, default=str).encode()
         response_headers["x-amz-function-error"] = "Unhandled"

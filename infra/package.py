@@ -334,9 +334,21 @@ def add_alarms(template: dict[str, Any]) -> None:
             namespace="AWS/States", metric="ExecutionsFailed", statistic="Sum",
             dimension=("StateMachineArn", {"Ref": logical_id}))
     for name, logical_id in functions(template).items():
+        if name in _state_machine_steps(resources):
+            # A step's error is the saga's control flow (a declined card raises PaymentDeclined for
+            # the state machine to catch); what needs a person is a failed execution, alarmed above.
+            continue
         resources[f"{logical_id}ErrorsAlarm"] = _alarm(
             f"{name} raised (an invocation failed, not a record reported in batchItemFailures)",
             namespace="AWS/Lambda", metric="Errors", statistic="Sum", dimension=("FunctionName", {"Ref": logical_id}))
+
+
+def _state_machine_steps(resources: dict[str, Any]) -> set[str]:
+    """The handlers state machines invoke (``${AWS::StackName}-<handler>`` in their substitutions)."""
+    return {value["Fn::Sub"].rsplit("${AWS::StackName}-", 1)[1]
+            for resource in resources.values() if resource["Type"] == "AWS::StepFunctions::StateMachine"
+            for value in resource["Properties"].get("DefinitionSubstitutions", {}).values()
+            if isinstance(value, dict) and "${AWS::StackName}-" in str(value.get("Fn::Sub", ""))}
 
 
 def _dead_letter_queues(resources: dict[str, Any]) -> list[str]:

@@ -125,6 +125,8 @@ POLICIES: dict[str, tuple[Grant, ...]] = {
               (objects("UploadsBucket", "uploads/"), objects("ImportsBucket", "imports/"))),
         Grant("RenditionLinks", ("s3:GetObject",), (objects("MediaBucket", "products/"),)),
         Grant("PlaceOrders", ("sqs:SendMessage",), (queue("OrdersQueue"),)),
+        # A cancel of a confirmed order starts its compensation (`<order id>-cancel`).
+        Grant("CancelConfirmedOrders", ("states:StartExecution",), (state_machine("OrderSagaStateMachine"),)),
     ),
     # Reserves stock (stock and order in one transaction) or rejects each queued order, and
     # starts each reserved order's saga.

@@ -238,7 +238,8 @@ def test_every_handler_string_resolves_in_a_bare_interpreter_with_only_the_packa
         assert function.ready == {"ready": function.handler}, name
     assert set(stack.functions) == {"api_handler", "consume_orders", "process_images", "dispatch_import",
                                     "import_chunk", "dispatch_import_dead_letter", "import_chunk_dead_letter",
-                                    "cleanup"}
+                                    "cleanup", "orders_dead_letter", "order_saga_payment", "order_saga_order",
+                                    "order_saga_notify"}
 
 
 def test_every_binary_of_the_package_fits_the_functions_cpu_and_glibc(artifact: Artifact) -> None:
@@ -277,16 +278,21 @@ def test_an_uploaded_photo_becomes_ready_through_pillow_of_the_layer(stack: Stac
     assert (image["status"], image["width"], image["height"]) == ("ready", 1200, 900)
 
 
-def test_an_order_is_confirmed_by_the_orders_consumer(stack: Stack) -> None:
+def test_an_order_is_reserved_by_the_orders_consumer_which_starts_its_saga(stack: Stack) -> None:
     seller, buyer = stack.token("artifact-seller"), stack.token("artifact-buyer")
     product = call(stack, "POST", "/products", 201, seller,
                    {"name": "Cup", "price_cents": 800, "currency": "EUR", "stock": 2})
-    placed = call(stack, "POST", "/orders", 202, buyer, {"product_id": product["id"], "quantity": 1})
+    placed = call(stack, "POST", "/orders", 202, buyer,
+                  {"product_id": product["id"], "quantity": 1, "payment_method": "pm_card_visa"})
     orders = stack.queue("ORDERS_QUEUE")
 
     consume(stack, "consume_orders", orders, orders.receive(1))
 
-    assert call(stack, "GET", "/orders/{order_id}", 200, buyer, order_id=placed["order_id"])["status"] == "confirmed"
+    order = call(stack, "GET", "/orders/{order_id}", 200, buyer, order_id=placed["order_id"])
+    assert (order["status"], order["amount_cents"]) == ("reserved", 800)
+    sfn = stack.client("stepfunctions")
+    machine = stack.provisioned["OrderSagaStateMachine"].ref
+    assert [e["name"] for e in sfn.list_executions(stateMachineArn=machine)["executions"]] == [placed["order_id"]]
 
 
 def test_an_import_is_dispatched_into_chunks_and_imported(stack: Stack) -> None:

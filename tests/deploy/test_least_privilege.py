@@ -26,7 +26,18 @@ _TYPE_OF_ARN = {
     "AWS::S3::Bucket": "bucket",
     "AWS::SQS::Queue": "queue",
     "AWS::SNS::Topic": "topic",
+    "AWS::Cognito::UserPool": "userpool",
 }
+# Resources whose Ref is their ARN.
+_TYPE_OF_REF = {
+    "AWS::SNS::Topic": "topic",
+    "AWS::SecretsManager::Secret": "Secret",
+    "AWS::StepFunctions::StateMachine": "statemachine",
+}
+# The one reference outside the stack: SES identities are verified outside it (the sender's
+# address or domain, and in SES's sandbox each recipient), so the mail step may send as the
+# account's identities in its region, and nothing wider.
+_MAIL_IDENTITIES = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"
 _SUB_REFERENCE = re.compile(r"\$\{([A-Za-z0-9]+)(?:\.([A-Za-z]+))?\}")
 
 
@@ -63,10 +74,13 @@ def _resource_type(resource: Any, template: dict[str, Any]) -> str:
         assert attribute == "Arn", resource
         return _TYPE_OF_ARN[resources[logical_id]["Type"]]
     if isinstance(resource, dict) and "Ref" in resource:
-        assert resources[resource["Ref"]]["Type"] == "AWS::SNS::Topic", f"only a topic's Ref is an ARN: {resource}"
-        return "topic"
+        type_of_ref = resources[resource["Ref"]]["Type"]
+        assert type_of_ref in _TYPE_OF_REF, f"only these resources' Ref is an ARN: {sorted(_TYPE_OF_REF)}: {resource}"
+        return _TYPE_OF_REF[type_of_ref]
     assert isinstance(resource, dict) and set(resource) == {"Fn::Sub"}, f"not a reference into the stack: {resource}"
     text = resource["Fn::Sub"]
+    if text == _MAIL_IDENTITIES:
+        return "identity"
     referenced = [m.group(1) for m in _SUB_REFERENCE.finditer(text) if not m.group(1).startswith("AWS")]
     assert len(referenced) == 1 and referenced[0] in resources, f"{text} names no one resource of the stack"
     logical_id = referenced[0]
@@ -89,7 +103,7 @@ def test_each_function_has_a_role_of_its_own_with_inline_policies_only(template:
     resources = template["Resources"]
     roles = [resources[i]["Properties"]["Role"]["Fn::GetAtt"][0] for i in functions(template).values()]
 
-    assert len(roles) == len(set(roles)) == 8
+    assert len(roles) == len(set(roles)) == 12
     for role_id in roles:
         props = resources[role_id]["Properties"]
         assert set(props) == {"AssumeRolePolicyDocument", "Policies"}  # no managed policies, no name

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.timeout(900)
 REGION = "us-east-1"
 PROVISIONED_TYPES = {"AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "AWS::S3::Bucket",
                      "AWS::SNS::Topic", "AWS::SNS::Subscription", "AWS::Cognito::UserPool",
-                     "AWS::Cognito::UserPoolClient", "AWS::SecretsManager::Secret"}
+                     "AWS::Cognito::UserPoolClient", "AWS::SecretsManager::Secret", "AWS::IAM::Role",
+                     "AWS::Logs::LogGroup", "AWS::StepFunctions::StateMachine"}
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,10 @@ def test_the_local_stack_has_exactly_the_templates_tables_queues_buckets_topics_
         template: dict[str, Any], local: tuple[Provisioned, Any]) -> None:
     provisioned, _ = local
     deployed = {i for i, r in template["Resources"].items() if r["Type"] in PROVISIONED_TYPES}
+    # Roles and log groups that packaging adds come with the functions and the API, which the
+    # local stack runs itself instead of deploying; the state machine's are in the one definition.
+    deployed -= {i for i, r in template["Resources"].items()
+                 if r["Type"] in {"AWS::IAM::Role", "AWS::Logs::LogGroup"} and i not in load_template()["Resources"]}
 
     # The alarms' topic is the only one the app never uses: it exists only on AWS.
     assert set(provisioned.resources) == deployed - {ALARM_TOPIC}
@@ -150,3 +155,25 @@ def test_every_function_is_given_the_env_var_names_the_local_stack_gives_the_app
     for logical_id in functions(template).values():
         variables = template["Resources"][logical_id]["Properties"]["Environment"]["Variables"]
         assert {k for k, v in variables.items() if isinstance(v, dict)} == local_names, logical_id
+
+
+def test_state_machines_run_the_templates_definition_with_its_substitutions_and_role(
+        template: dict[str, Any], local: tuple[Provisioned, Any]) -> None:
+    provisioned, aws = local
+    sfn = aws("stepfunctions")
+    machines = _of_type(template, "AWS::StepFunctions::StateMachine")
+
+    assert machines
+    for logical_id, props in machines.items():
+        described = sfn.describe_state_machine(stateMachineArn=provisioned[logical_id].ref)
+        definition = json.dumps(props["Definition"])
+        for name, value in props["DefinitionSubstitutions"].items():
+            # ${AWS::StackName}-<handler>: the function names the local stack gives its containers.
+            arn = value["Fn::Sub"].replace("${AWS::Partition}", "aws").replace(
+                "${AWS::Region}", provisioned.stack.region).replace("${AWS::AccountId}", provisioned.stack.account_id
+            ).replace("${AWS::StackName}", provisioned.stack.name)
+            definition = definition.replace("${" + name + "}", arn)
+        assert json.loads(described["definition"]) == json.loads(definition), logical_id
+        assert described["type"] == props["StateMachineType"]
+        role_id = props["RoleArn"]["Fn::GetAtt"][0]
+        assert described["roleArn"] == provisioned[role_id].attributes["Arn"]

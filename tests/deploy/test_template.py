@@ -60,7 +60,7 @@ def test_every_sqs_event_source_reports_partial_batch_failures_on_a_queue_of_the
     events = _sqs_events(template)
 
     assert set(events) == {"consume_orders", "process_images", "dispatch_import", "import_chunk",
-                           "dispatch_import_dead_letter", "import_chunk_dead_letter"}
+                           "dispatch_import_dead_letter", "import_chunk_dead_letter", "orders_dead_letter"}
     for name, props in events.items():
         assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"], name
         queue_id, attribute = props["Queue"]["Fn::GetAtt"]
@@ -86,7 +86,8 @@ CHALICE_CONFIG = json.loads((Path(__file__).resolve().parents[2] / ".chalice" / 
 CAPS = {"consume_orders": "ORDERS_MAX_CONCURRENCY", "process_images": "IMAGES_MAX_CONCURRENCY",
         "dispatch_import": "IMPORT_DISPATCH_MAX_CONCURRENCY", "import_chunk": "IMPORT_MAX_CONCURRENCY",
         "dispatch_import_dead_letter": "DEAD_LETTERS_MAX_CONCURRENCY",
-        "import_chunk_dead_letter": "DEAD_LETTERS_MAX_CONCURRENCY"}
+        "import_chunk_dead_letter": "DEAD_LETTERS_MAX_CONCURRENCY",
+        "orders_dead_letter": "DEAD_LETTERS_MAX_CONCURRENCY"}
 # Lambda's default concurrency quota per account and region, of which 100 stay unreserved.
 ACCOUNT_CONCURRENCY, UNRESERVED_MINIMUM = 1000, 100
 
@@ -190,7 +191,10 @@ def test_functions_and_the_api_stage_are_traced(template: dict[str, Any]) -> Non
     assert api["Properties"]["TracingEnabled"] is True
 
 
-def test_every_dead_letter_queue_and_every_function_raises_an_alarm(template: dict[str, Any]) -> None:
+def test_every_dead_letter_queue_every_function_and_every_state_machine_raises_an_alarm(
+        template: dict[str, Any]) -> None:
+    """The saga's step functions excepted: their errors are its control flow (a declined card is
+    an error the state machine catches); a failed execution is what the state machine's alarm says."""
     alarms = _of_type(template, "AWS::CloudWatch::Alarm").values()
     watched = {json.dumps(d["Value"], sort_keys=True) for a in alarms for d in a["Properties"]["Dimensions"]}
     dead_letter_queues = {q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
@@ -200,7 +204,10 @@ def test_every_dead_letter_queue_and_every_function_raises_an_alarm(template: di
     assert len(dead_letter_queues) == 4
     for queue_id in dead_letter_queues:
         assert json.dumps({"Fn::GetAtt": [queue_id, "QueueName"]}, sort_keys=True) in watched, queue_id
-    for logical_id in functions(template).values():
+    steps = {"order_saga_payment", "order_saga_order", "order_saga_notify"}
+    for name, logical_id in functions(template).items():
+        assert (json.dumps({"Ref": logical_id}, sort_keys=True) in watched) is (name not in steps), logical_id
+    for logical_id in _of_type(template, "AWS::StepFunctions::StateMachine"):
         assert json.dumps({"Ref": logical_id}, sort_keys=True) in watched, logical_id
     assert all(a["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in alarms)
 
@@ -273,3 +280,29 @@ def test_the_template_outputs_what_the_readme_has_a_newcomer_use(template: dict[
     assert outputs["UserPoolId"]["Value"] == {"Ref": "UserPool"}
     assert outputs["UserPoolClientId"]["Value"] == {"Ref": "UserPoolClient"}
     assert outputs["AlarmTopicArn"]["Value"] == {"Ref": "AlarmTopic"}
+
+
+def test_the_order_saga_is_its_definition_file_traced_logged_alarmed_and_may_invoke_only_its_steps(
+        template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    saga = resources["OrderSagaStateMachine"]["Properties"]
+    asl = json.loads((Path(__file__).resolve().parents[2] / "infra" / "order_saga.asl.json").read_text())
+
+    assert saga["Definition"] == asl and saga["StateMachineType"] == "STANDARD"
+    assert saga["TracingConfiguration"] == {"Enabled": True}
+    assert saga["LoggingConfiguration"]["Level"] == "ALL"
+    assert saga["LoggingConfiguration"]["IncludeExecutionData"] is False  # no payment data in the logs
+    steps = {state["Parameters"]["FunctionName"] for state in asl["States"].values()
+             if state.get("Resource") == "arn:aws:states:::lambda:invoke"}
+    assert steps == {f"${{{name}}}" for name in saga["DefinitionSubstitutions"]}
+    handlers = {v["Fn::Sub"].rsplit("${AWS::StackName}-", 1)[1] for v in saga["DefinitionSubstitutions"].values()}
+    assert handlers == {"order_saga_payment", "order_saga_order", "order_saga_notify"} <= set(functions(template))
+    role = resources[saga["RoleArn"]["Fn::GetAtt"][0]]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "states.amazonaws.com"}
+    statements = {s["Sid"]: s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]}
+    assert statements["InvokeTheSagaSteps"]["Action"] == "lambda:InvokeFunction"
+    assert sorted(statements["InvokeTheSagaSteps"]["Resource"], key=json.dumps) == sorted(
+        saga["DefinitionSubstitutions"].values(), key=json.dumps)
+    alarm = resources["OrderSagaStateMachineFailedAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/States", "ExecutionsFailed")

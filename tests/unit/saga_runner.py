@@ -58,11 +58,13 @@ def _steps(saga: OrderSaga) -> dict[str, Callable[[Mapping[str, Any]], Any]]:
 class Execution:
     name: str
     status: str = "RUNNING"  # then SUCCEEDED or FAILED, as Step Functions says
-    error: str | None = None  # a Fail state's Error
+    error: str | None = None  # a Fail state's Error, or the uncaught error of a Task
+    failed_at: str | None = None  # the Task whose uncaught error failed the execution
     path: list[str] = field(default_factory=list)  # the states entered, in order
     attempts: Counter[str] = field(default_factory=Counter)  # Task state -> times its step was called
     errors: list[tuple[str, str]] = field(default_factory=list)  # (state, error name) of each failed attempt
     waits: list[float] = field(default_factory=list)  # the retry intervals, in seconds
+    data: dict[str, Any] = field(default_factory=dict)  # the state data, for a redrive
 
 
 class SagaRunner:
@@ -93,9 +95,17 @@ class SagaRunner:
     def run(self, input: Mapping[str, Any], *, name: str | None = None) -> Execution:
         execution = Execution(name or str(input.get("order_id")))
         self.executions.append(execution)
+        return self._from(execution, dict(input), self.definition["StartAt"])
+
+    def redrive(self, execution: Execution) -> Execution:
+        """As RedriveExecution: a failed execution resumes at the state that failed, with its data."""
+        assert execution.status == "FAILED" and execution.failed_at is not None, execution
+        current, execution.status, execution.error, execution.failed_at = execution.failed_at, "RUNNING", None, None
+        return self._from(execution, execution.data, current)
+
+    def _from(self, execution: Execution, data: dict[str, Any], current: str) -> Execution:
+        execution.data = data
         states = self.definition["States"]
-        data: dict[str, Any] = dict(input)
-        current = self.definition["StartAt"]
         while True:
             execution.path.append(current)
             state = states[current]
@@ -112,7 +122,12 @@ class SagaRunner:
             if kind == "Pass":
                 self._put(data, state.get("ResultPath", "$"), state.get("Result"))
             elif kind == "Task":
-                caught = self._task(execution, current, state, data)
+                try:
+                    caught = self._task(execution, current, state, data)
+                except _Uncaught as uncaught:
+                    # As Step Functions: the execution fails at this state (a redrive resumes here).
+                    execution.status, execution.error, execution.failed_at = "FAILED", uncaught.error, current
+                    return execution
                 if caught is not None:
                     self._put(data, caught["ResultPath"], caught["error"])
                     current = caught["Next"]
@@ -168,7 +183,7 @@ class SagaRunner:
                             raise NotImplementedError("the unit runner only catches into $.error") from exc
                         return {"ResultPath": "$.error", "Next": catch["Next"],
                                 "error": {"Error": error, "Cause": str(exc)}}
-                raise  # uncaught: the execution would fail with it; a test should see it
+                raise _Uncaught(error) from exc
 
     @staticmethod
     def _retrier(state: Mapping[str, Any], error: str) -> tuple[int, Mapping[str, Any]] | None:
@@ -212,6 +227,12 @@ class SagaRunner:
 
 
 _ABSENT = object()
+
+
+class _Uncaught(Exception):
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 def _matches(names: list[str], error: str) -> bool:

@@ -232,7 +232,7 @@ def test_when_the_mail_cannot_be_sent_the_execution_fails_but_the_order_stays_co
     _, order_id = shop.order_through()
 
     (execution,) = shop.runner.executions
-    assert (execution.status, execution.error) == ("FAILED", "BuyerNotNotified")
+    assert (execution.status, execution.failed_at) == ("FAILED", "NotifyBuyer")  # a redrive resumes there
     assert execution.attempts["NotifyBuyer"] == 5  # retried 4 times
     order = shop.order(order_id)
     assert (order.status, order.payment.status, order.notified) == (CONFIRMED, PaymentStatus.CAPTURED, False)
@@ -632,3 +632,23 @@ def test_giving_up_on_an_order_cancelled_while_queued_ends_it_cancelled(shop):
     assert shop.services.order_consumer.give_up(shop.message(order_id)) == CANCELLED
 
     assert (shop.order(order_id).status, shop.order(order_id).reason) == (CANCELLED, Reason.CANCELLED_BY_BUYER)
+
+
+def test_a_compensation_step_that_fails_every_retry_fails_the_execution_there_and_a_redrive_finishes_it(shop):
+    product_id = shop.product(stock=4)
+    order_id = shop.place(product_id, 2, card=DECLINED)
+    shop.deliver(order_id)
+    shop.runner.faults["restock"] = lambda *_: (_ for _ in ()).throw(DependencyUnavailable("throttled"))
+
+    (execution,) = shop.run_sagas()
+
+    assert (execution.status, execution.failed_at) == ("FAILED", "Restock")
+    assert execution.attempts["Restock"] == 7  # retried 6 times
+    assert shop.order(order_id).stock_held and not shop.order(order_id).ended  # an alarm, nothing lost
+    del shop.runner.faults["restock"]
+    shop.runner.redrive(execution)
+
+    assert execution.status == "SUCCEEDED"
+    order = shop.order(order_id)
+    assert (order.status, order.reason) == (PAYMENT_FAILED, "card_declined")
+    assert shop.stock(product_id) == 4
