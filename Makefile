@@ -117,6 +117,7 @@ traces-ui: $(RUN_STAMP)
 bench: $(DEV_STAMP)
 	$(PY) bench/cold_start.py
 	$(PY) bench/load_levelling.py
+	$(PY) bench/saga.py
 	$(PY) bench/renditions.py
 	$(PY) bench/import.py
 
