@@ -61,7 +61,10 @@ def order_saga_payment(event: Any, context: Any) -> dict[str, Any]:
     """authorize, capture (forward) and release (compensation: void or refund)."""
     step, order_id = _read(event, frozenset({"authorize", "capture", "release"}))
     saga = services().order_saga
-    action = {"authorize": saga.authorize, "capture": saga.capture, "release": saga.release_payment}[step]
+    if step == "release":
+        error = _error_name(event.get("error"))
+        return _run(step, order_id, lambda: saga.release_payment(order_id, error).status)
+    action = saga.authorize if step == "authorize" else saga.capture
     return _run(step, order_id, lambda: action(order_id).status)
 
 

@@ -16,7 +16,9 @@ from chalicelib.domain.orders import (
     CANCELLED, CANCELLING, CONFIRMED, FAILED, PAID, PAYMENT_FAILED, RESERVED, Order, OrderCancelled, OrderEnded,
     OrderStatus, Reason, WriteOutcome,
 )
-from chalicelib.domain.payments import Payment, PaymentDeclined, PaymentRefused, PaymentStatus, payment_step_key
+from chalicelib.domain.payments import (
+    Payment, PaymentDeclined, PaymentProviderUnavailable, PaymentRefused, PaymentStatus, payment_step_key,
+)
 from chalicelib.services.orders import OrderRepository
 from chalicelib.services.shared import Clock
 
@@ -74,6 +76,16 @@ _ENDING_BY_ERROR = {
     "PaymentProviderUnavailable": Ending(PAYMENT_FAILED, Reason.PAYMENT_PROVIDER_UNAVAILABLE),
     "OrderCancelled": Ending(CANCELLED, Reason.CANCELLED_BY_BUYER),
 }
+# Errors after which no payment can have been authorized without the order knowing: a decline
+# (recorded as such), a cancel or an ended order seen before the provider was called, the provider
+# unavailable (it keeps no answer of a request it failed), and a cancellation (no error).
+_NO_HIDDEN_PAYMENT = frozenset({"PaymentDeclined", "OrderCancelled", "OrderEnded", "PaymentProviderUnavailable"})
+
+
+def _may_hold_money(error: str | None) -> bool:
+    return error is not None and error not in _NO_HIDDEN_PAYMENT
+
+
 # Statuses from which compensation may end an order (a confirmed order is first `cancelling`).
 _COMPENSABLE = frozenset({RESERVED, PAID, CANCELLING})
 
@@ -172,10 +184,18 @@ class OrderSaga:
         self._orders.mark_notified(order.id, self._clock())
         return True
 
-    def release_payment(self, order_id: str) -> Payment:
-        """Compensation: void an authorization, refund a capture; nothing else holds money."""
+    def release_payment(self, order_id: str, error: str | None = None) -> Payment:
+        """Compensation: void an authorization, refund a capture; nothing else holds money.
+
+        `error` is what stopped the saga. After an unexpected one, a payment with no reference
+        recorded may still exist: the provider authorized, and recording its answer failed every
+        retry. The authorize call is then repeated under its Idempotency-Key, which only gives
+        back the first answer's reference (or authorizes now, if the first call never arrived),
+        and what it names is voided."""
         order = self._order(order_id)
         payment = order.payment
+        if payment.reference is None and payment.status == PaymentStatus.NONE and _may_hold_money(error):
+            payment = self._recover_authorization(order)
         if payment.reference is None:
             return payment
         if payment.status == PaymentStatus.AUTHORIZED:
@@ -193,6 +213,19 @@ class OrderSaga:
             return payment
         self._orders.record_payment(order.id, payment.status, released, self._clock())
         return released
+
+    def _recover_authorization(self, order: Order) -> Payment:
+        if order.amount_cents is None or order.currency is None or order.payment_method is None:
+            return order.payment
+        try:
+            reference = self._payments.authorize(
+                order_id=order.id, amount_cents=order.amount_cents, currency=order.currency,
+                payment_method=order.payment_method, idempotency_key=payment_step_key(order.id, "authorize"))
+        except (PaymentDeclined, PaymentRefused, PaymentProviderUnavailable):
+            return order.payment  # nothing was authorized (or the provider cannot say: it holds nothing we know of)
+        payment = Payment(PaymentStatus.AUTHORIZED, reference)
+        self._orders.record_payment(order.id, PaymentStatus.NONE, payment, self._clock())
+        return payment
 
     def restock(self, order_id: str) -> bool:
         """Compensation: put the reserved units back (once); False when none were held."""

@@ -64,7 +64,7 @@ def recording() -> Iterator[list[Call]]:
     patches = {
         (botocore.client.BaseClient, "_make_api_call"): recorded_api_call,
         (chalice.app.Chalice, "__call__"): lambda self, *a: within("api_handler", app_call, self, *a),
-        (chalice.app.EventSourceHandler, "__call__"): lambda self, *a: within(self.func.__name__, event_call,
+        (chalice.app.EventSourceHandler, "__call__"): lambda self, *a: within(_function_name(self), event_call,
                                                                               self, *a),
     }
     for (owner, name), replacement in patches.items():
@@ -75,6 +75,13 @@ def recording() -> Iterator[list[Call]]:
         botocore.client.BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]
         chalice.app.Chalice.__call__ = app_call  # type: ignore[method-assign]
         chalice.app.EventSourceHandler.__call__ = event_call  # type: ignore[method-assign]
+
+
+def _function_name(handler: Any) -> str:
+    """The Lambda function an event handler is: its Python function's name, which Chalice also
+    gives the function (an @lambda_function's handler wraps it in a PureLambdaWrapper first)."""
+    func = getattr(handler.func, "_original_func", handler.func)
+    return str(func.__name__)
 
 
 def _table(region: str, account: str, name: str) -> str:
@@ -122,6 +129,15 @@ def iam_requests(call: Call, *, region: str, account: str) -> list[tuple[str, st
         return [("ses:SendEmail", f"arn:aws:ses:{region}:{account}:identity/{parseaddr(p['FromEmailAddress'])[1]}")]
     if call.service == "cognito-idp" and op == "ListUsers":
         return [("cognito-idp:ListUsers", f"arn:aws:cognito-idp:{region}:{account}:userpool/{p['UserPoolId']}")]
+    if call.service == "stepfunctions" and op == "StartExecution":
+        return [("states:StartExecution", p["stateMachineArn"])]
+    if call.service == "secretsmanager" and op == "GetSecretValue":
+        # IAM authorises it on the secret's ARN; a bare name (which the adapters never pass) is
+        # given a prefix no grant on an ARN matches, so it shows up rather than passing.
+        secret_id = p["SecretId"]
+        arn = secret_id if secret_id.startswith("arn:") else \
+            f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_id}"
+        return [("secretsmanager:GetSecretValue", arn)]
     raise KeyError(f"{call.service}:{op} is not known to the IAM audit")
 
 

@@ -46,12 +46,16 @@ def _steps(saga: OrderSaga) -> dict[str, Callable[[Mapping[str, Any]], Any]]:
     return {
         "authorize": lambda p: saga.authorize(p["order_id"]),
         "capture": lambda p: saga.capture(p["order_id"]),
-        "release": lambda p: saga.release_payment(p["order_id"]),
+        "release": lambda p: saga.release_payment(p["order_id"], _error(p)),
         "confirm": lambda p: saga.confirm(p["order_id"]),
         "restock": lambda p: saga.restock(p["order_id"]),
-        "end": lambda p: saga.end(p["order_id"], p["error"]["Error"] if p.get("error") is not None else None),
+        "end": lambda p: saga.end(p["order_id"], _error(p)),
         "notify": lambda p: saga.notify(p["order_id"]),
     }
+
+
+def _error(payload: Mapping[str, Any]) -> str | None:
+    return payload["error"]["Error"] if payload.get("error") is not None else None
 
 
 @dataclass

@@ -21,6 +21,8 @@ from pynamodb.signals import pre_dynamodb_send
 
 from chalicelib import bootstrap
 from chalicelib.logs import logger
+from devstack import mailbox
+from devstack.payments import PaymentsStandIn
 from devstack.provision import Provisioned, provision
 from devstack.tokens import issue_token
 from infra.resources import load_template
@@ -31,6 +33,7 @@ from tests.support.app_wiring import install_app
 from tests.support.moto import running_moto_server
 
 REGION = "us-east-1"
+MAIL_FROM = "Storefront (test) <no-reply@shop.example.com>"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,11 @@ class Stack:
     provisioned: Provisioned
     user_pool_id: str
     client_id: str
+    payments: PaymentsStandIn  # the stand-in provider the app's payment adapter calls
+
+    @property
+    def saga_arn(self) -> str:
+        return self.provisioned["OrderSagaStateMachine"].ref
 
     def client(self, service: str) -> Any:
         return boto3.client(service, endpoint_url=self.endpoint_url, region_name=REGION,
@@ -47,26 +55,36 @@ class Stack:
 
 @pytest.fixture(scope="package")
 def stack() -> Iterator[Stack]:
-    """A moto server with the template's resources, and the app's environment pointing at it."""
-    with running_moto_server() as endpoint_url, pytest.MonkeyPatch.context() as env:
-        provisioned = provision(load_template(), endpoint_url=endpoint_url, region=REGION)
-        summary = provisioned.summary()
-        pool_id, client_id = summary["user_pool_id"], summary["user_pool_client_id"]
-        for name, value in {
-            **provisioned.env(),
-            "AWS_ENDPOINT_URL": endpoint_url, "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "COGNITO_JWKS_URL": f"{endpoint_url}/{pool_id}/.well-known/jwks.json",
-            "TRACING": "off",
-        }.items():
-            env.setenv(name, value)
-        for leaked in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-            env.delenv(leaked, raising=False)
-        install_app()  # wired from this environment, as a Lambda container would be
-        try:
-            yield Stack(endpoint_url, provisioned, pool_id, client_id)
-        finally:
-            bootstrap.install(None)
+    """A moto server with the template's resources, the payment provider's stand-in (its key in
+    the template's secret, as the local stack puts it), and the app's environment pointing at them."""
+    payments = PaymentsStandIn().start()
+    try:
+        with running_moto_server() as endpoint_url, pytest.MonkeyPatch.context() as env:
+            provisioned = provision(load_template(), endpoint_url=endpoint_url, region=REGION)
+            summary = provisioned.summary()
+            pool_id, client_id = summary["user_pool_id"], summary["user_pool_client_id"]
+            aws = {"endpoint_url": endpoint_url, "region_name": REGION, "aws_access_key_id": "testing",
+                   "aws_secret_access_key": "testing"}
+            boto3.client("secretsmanager", **aws).put_secret_value(
+                SecretId=provisioned["PaymentsApiKeySecret"].ref, SecretString=payments.api_key)
+            mailbox.verify_sender(boto3.client("sesv2", **aws), MAIL_FROM)  # as SES requires of a sender
+            for name, value in {
+                **provisioned.env(),
+                "AWS_ENDPOINT_URL": endpoint_url, "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                "COGNITO_JWKS_URL": f"{endpoint_url}/{pool_id}/.well-known/jwks.json",
+                "TRACING": "off", "PAYMENTS_API_URL": payments.url, "MAIL_FROM": MAIL_FROM,
+            }.items():
+                env.setenv(name, value)
+            for leaked in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+                env.delenv(leaked, raising=False)
+            install_app()  # wired from this environment, as a Lambda container would be
+            try:
+                yield Stack(endpoint_url, provisioned, pool_id, client_id, payments)
+            finally:
+                bootstrap.install(None)
+    finally:
+        payments.stop()
 
 
 @pytest.fixture(scope="package", autouse=True)
@@ -87,6 +105,16 @@ def api(stack: Stack) -> Iterator[Any]:
 
     with Client(app) as client:
         yield client.http
+
+
+@pytest.fixture(scope="package")
+def lambdas(stack: Stack) -> Iterator[Any]:
+    """`lambdas.invoke(function_name, payload)`: chalice.test.Client's Lambda side (an event
+    handler or an @lambda_function, called with the event as Lambda would call it)."""
+    from app import app
+
+    with Client(app) as client:
+        yield client.lambda_
 
 
 @pytest.fixture(scope="package")

@@ -16,7 +16,10 @@ from pynamodb.signals import pre_dynamodb_send
 from tests.integration.app.helpers import PRODUCT, User, body_of, create
 from tests.support.sqs import LambdaQueue
 
-__all__ = ["new_product", "place", "stock_of", "read_order", "OrdersQueue", "DynamoDBWire"]
+__all__ = ["VISA", "new_product", "place", "stock_of", "read_order", "saga_step", "SAGA_FUNCTIONS",
+           "saga_starts_unavailable", "executions_named", "OrdersQueue", "DynamoDBWire"]
+
+VISA = "pm_card_visa"  # the stand-in provider's approved test card (API.md, Payments)
 
 
 def new_product(api: Any, seller: User, stock: int) -> str:
@@ -25,9 +28,10 @@ def new_product(api: Any, seller: User, stock: int) -> str:
     return body_of(response)["id"]
 
 
-def place(api: Any, buyer: User, product_id: str, quantity: int = 1, **headers: str) -> Any:
+def place(api: Any, buyer: User, product_id: str, quantity: int = 1, *, payment_method: str = VISA,
+          **headers: str) -> Any:
     return api.post("/orders", headers=buyer.headers(**headers),
-                    body=json.dumps({"product_id": product_id, "quantity": quantity}))
+                    body=json.dumps({"product_id": product_id, "quantity": quantity, "payment_method": payment_method}))
 
 
 def stock_of(api: Any, product_id: str) -> int:
@@ -38,6 +42,55 @@ def read_order(api: Any, buyer: User, order_id: str) -> dict[str, Any]:
     response = api.get(f"/orders/{order_id}", headers=buyer.headers())
     assert response.status_code == 200, response.body
     return body_of(response)
+
+
+# Which Lambda function runs each step of infra/order_saga.asl.json (chalicelib/entrypoints/saga_steps.py).
+SAGA_FUNCTIONS = {"authorize": "order_saga_payment", "capture": "order_saga_payment",
+                  "release": "order_saga_payment", "confirm": "order_saga_order", "restock": "order_saga_order",
+                  "end": "order_saga_order", "notify": "order_saga_notify"}
+
+
+def saga_step(lambdas: Any, step: str, order_id: str, error: dict[str, str] | None = None) -> Any:
+    """Invoke a saga step's function as the state machine's task does (its Payload), through
+    chalice.test's Lambda client; the function's result, or its error raised."""
+    payload: dict[str, Any] = {"step": step, "order_id": order_id,
+                               "execution": f"arn:aws:states:us-east-1:123456789012:execution:OrderSaga:{order_id}"}
+    if step == "end":
+        payload["error"] = error  # the state machine passes `$.error`: null for a cancellation
+    return lambdas.invoke(SAGA_FUNCTIONS[step], payload).payload
+
+
+@contextmanager
+def saga_starts_unavailable() -> Iterator[list[str]]:
+    """The container's StartExecution calls answered as an unavailable Step Functions answers
+    (after botocore's retries) for the block; yields the names of the executions refused."""
+    from tests.support.app_wiring import app_aws
+
+    sfn = app_aws().stepfunctions
+    event_name = f"before-call.{sfn.meta.service_model.service_id.hyphenize()}.StartExecution"
+    refused: list[str] = []
+
+    def answer(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        body = params["body"]  # the serialised request
+        refused.append(json.loads(body.decode() if isinstance(body, bytes) else body)["name"])
+        return AWSResponse("http://states.invalid", 503, {}, None), {
+            "Error": {"Code": "ServiceUnavailable", "Message": "injected by the test"},
+            "ResponseMetadata": {"HTTPStatusCode": 503, "HTTPHeaders": {}}}
+
+    sfn.meta.events.register(event_name, answer)
+    try:
+        yield refused
+    finally:
+        sfn.meta.events.unregister(event_name, answer)
+
+
+def executions_named(sfn: Any, state_machine_arn: str, name: str) -> list[dict[str, Any]]:
+    """The executions of the state machine called `name` (an order's saga is named by the order;
+    the test stack's moto records them and runs none)."""
+    found: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine_arn):
+        found += [e for e in page["executions"] if e["name"] == name]
+    return found
 
 
 class OrdersQueue(LambdaQueue):
@@ -83,16 +136,18 @@ class DynamoDBWire:
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
+        self.requests: list[tuple[str, dict[str, Any]]] = []  # (operation, JSON body) as sent
         self._lock = threading.Lock()
         self._seen: set[int] = set()
         self._registered: list[tuple[Any, str, Callable[..., Any]]] = []
-        self._failures: list[tuple[str, str, Callable[[dict[str, Any]], bool], list[str] | None]] = []
+        self._failures: list[list[Any]] = []  # [operation, code, when, reasons, times left or None]
 
     def fail(self, operation: str, code: str, when: Callable[[dict[str, Any]], bool] = lambda body: True,
-             *, reasons: list[str] | None = None) -> None:
+             *, reasons: list[str] | None = None, times: int | None = None) -> None:
         """From now on, answer `operation` requests whose JSON body satisfies `when` with error
-        `code` (a cancelled transaction's `reasons` as DynamoDB lists them: "None", "TransactionConflict", ...)."""
-        self._failures.append((operation, code, when, reasons))
+        `code` (a cancelled transaction's `reasons` as DynamoDB lists them: "None", "TransactionConflict", ...);
+        the first `times` such requests only, if given."""
+        self._failures.append([operation, code, when, reasons, times])
 
     def heal(self) -> None:
         self._failures.clear()
@@ -117,16 +172,22 @@ class DynamoDBWire:
                 events.register(name, handler)
                 self._registered.append((events, name, handler))
 
-    def _count(self, event_name: str, **_: Any) -> None:
+    def _count(self, event_name: str, request: Any = None, **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        body = getattr(request, "body", None) or b"{}"
         with self._lock:
-            self.calls[event_name.rsplit(".", 1)[-1]] += 1
+            self.calls[operation] += 1
+            self.requests.append((operation, json.loads(body.decode() if isinstance(body, bytes) else body)))
 
     def _answer(self, event_name: str, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict] | None:
         operation = event_name.rsplit(".", 1)[-1]
         body = params.get("body") or b"{}"
         request = json.loads(body.decode() if isinstance(body, bytes) else body)
-        for failing, code, when, reasons in list(self._failures):
-            if failing == operation and when(request):
+        for failure in list(self._failures):
+            failing, code, when, reasons, left = failure
+            if failing == operation and when(request) and left != 0:
+                if left is not None:
+                    failure[4] = left - 1
                 parsed: dict[str, Any] = {"Error": {"Code": code, "Message": "injected by the test"},
                                           "ResponseMetadata": {"HTTPStatusCode": 400, "HTTPHeaders": {}}}
                 if reasons is not None:

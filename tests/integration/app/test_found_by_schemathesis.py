@@ -34,7 +34,7 @@ def test_an_order_quantity_of_2_point_0_is_2(api, alice, orders_queue):
     product = body_of(create(api, alice))["id"]
 
     response = api.post("/orders", headers=alice.headers(),
-                        body=json.dumps({"product_id": product, "quantity": 2.0}))
+                        body=json.dumps({"product_id": product, "quantity": 2.0, "payment_method": "pm_card_visa"}))
 
     assert response.status_code == 202, response.body
     order = body_of(api.get(f"/orders/{body_of(response)['order_id']}", headers=alice.headers()))

@@ -12,7 +12,7 @@ from botocore.exceptions import ReadTimeoutError
 
 from chalicelib.adapters.tracing import XRayTracer, parse_trace_header
 from tests.integration.app.helpers import body_of
-from tests.integration.app.orders_helpers import OrdersQueue, new_product, place, read_order
+from tests.integration.app.orders_helpers import VISA, OrdersQueue, new_product, place, read_order
 from tests.support.app_wiring import app_aws, install_app
 
 pytestmark = pytest.mark.timeout(60)
@@ -57,7 +57,10 @@ def test_an_order_is_accepted_with_202_its_location_and_status_queued(api, alice
     assert response.headers["Location"] == f"/orders/{body['order_id']}"
     assert "Idempotent-Replayed" not in response.headers
     order = read_order(api, bob, body["order_id"])
+    # No amount yet (the consumer fixes it when it reserves the stock) and no payment.
     assert order == {"order_id": body["order_id"], "product_id": product_id, "quantity": 2, "status": "queued",
+                     "amount_cents": None, "currency": None, "payment": {"status": "none"},
+                     "history": [{"status": "queued", "at": order["created_at"]}],
                      "created_at": order["created_at"], "updated_at": order["created_at"]}
     (message,) = orders_queue.receive(1)
     assert json.loads(message["Body"]) == {"type": "OrderPlaced", "version": 1, "order_id": body["order_id"],
@@ -82,15 +85,19 @@ def test_accepting_an_order_is_one_write_and_one_message(api, alice, bob, orders
 
 
 @pytest.mark.parametrize("body, field", [
-    ({"quantity": 1}, "product_id"),
-    ({"product_id": "not-a-product-id", "quantity": 1}, "product_id"),
-    ({"product_id": UNKNOWN_ID, "quantity": 0}, "quantity"),
-    ({"product_id": UNKNOWN_ID, "quantity": 101}, "quantity"),
-    ({"product_id": UNKNOWN_ID, "quantity": "1"}, "quantity"),
-    ({"product_id": UNKNOWN_ID, "quantity": True}, "quantity"),
-    ({"product_id": UNKNOWN_ID, "quantity": 1.5}, "quantity"),
-    ({"product_id": UNKNOWN_ID}, "quantity"),
-    ({"product_id": UNKNOWN_ID, "quantity": 1, "price_cents": 1}, "price_cents"),
+    ({"quantity": 1, "payment_method": VISA}, "product_id"),
+    ({"product_id": "not-a-product-id", "quantity": 1, "payment_method": VISA}, "product_id"),
+    ({"product_id": UNKNOWN_ID, "quantity": 0, "payment_method": VISA}, "quantity"),
+    ({"product_id": UNKNOWN_ID, "quantity": 101, "payment_method": VISA}, "quantity"),
+    ({"product_id": UNKNOWN_ID, "quantity": "1", "payment_method": VISA}, "quantity"),
+    ({"product_id": UNKNOWN_ID, "quantity": True, "payment_method": VISA}, "quantity"),
+    ({"product_id": UNKNOWN_ID, "quantity": 1.5, "payment_method": VISA}, "quantity"),
+    ({"product_id": UNKNOWN_ID, "payment_method": VISA}, "quantity"),
+    ({"product_id": UNKNOWN_ID, "quantity": 1}, "payment_method"),
+    ({"product_id": UNKNOWN_ID, "quantity": 1, "payment_method": "4242424242424242"}, "payment_method"),
+    ({"product_id": UNKNOWN_ID, "quantity": 1, "payment_method": "pm_" + "x" * 121}, "payment_method"),
+    ({"product_id": UNKNOWN_ID, "quantity": 1, "payment_method": ["pm_card_visa"]}, "payment_method"),
+    ({"product_id": UNKNOWN_ID, "quantity": 1, "payment_method": VISA, "price_cents": 1}, "price_cents"),
     ([UNKNOWN_ID, 1], "body"),
 ])
 def test_a_bad_order_is_a_400_naming_the_field_and_nothing_is_recorded_or_sent(
@@ -115,7 +122,7 @@ def test_a_body_that_is_not_a_json_object_or_too_large_is_a_400_naming_the_body(
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic Ym9i"}])
 def test_placing_an_order_needs_a_valid_token(api, headers, sqs_calls):
     response = api.post("/orders", headers={"Content-Type": "application/json", **headers},
-                        body=json.dumps({"product_id": UNKNOWN_ID, "quantity": 1}))
+                        body=json.dumps({"product_id": UNKNOWN_ID, "quantity": 1, "payment_method": VISA}))
 
     assert response.status_code == 401
     assert body_of(response)["Code"] == "UnauthorizedError"

@@ -75,7 +75,8 @@ def test_every_route_but_the_public_reads_answers_401_to_an_expired_token(api, a
 def alices_things(api, alice, bob, orders_queue) -> dict[str, str]:
     """A product, an order and an import of alice's."""
     product = body_of(create(api, alice))["id"]
-    order = body_of(_call(api, "POST", "/orders", alice.headers(), {"product_id": product, "quantity": 1}))
+    order = body_of(_call(api, "POST", "/orders", alice.headers(),
+                          {"product_id": product, "quantity": 1, "payment_method": "pm_card_visa"}))
     job = body_of(_call(api, "POST", "/imports", alice.headers()))
     return {"product": product, "order": order["order_id"], "job": job["job_id"]}
 
@@ -87,6 +88,7 @@ def test_someone_elses_resources_answer_403_and_stay_unchanged(api, alice, bob, 
         ("DELETE", f"/products/{product}", None),
         ("POST", f"/products/{product}/images", {"content_type": "image/png", "size_bytes": 10}),
         ("GET", f"/orders/{order}", None),
+        ("POST", f"/orders/{order}/cancel", None),
         ("GET", f"/imports/{job}", None),
     ]
 
@@ -96,7 +98,8 @@ def test_someone_elses_resources_answer_403_and_stay_unchanged(api, alice, bob, 
         assert body_of(response)["Code"] == "ForbiddenError"
     after = body_of(api.get(f"/products/{product}"))
     assert (after["version"], after["stock"], after["images"]) == (1, PRODUCT["stock"], [])
-    assert _call(api, "GET", f"/orders/{order}", alice.headers()).status_code == 200
+    mine = _call(api, "GET", f"/orders/{order}", alice.headers())
+    assert mine.status_code == 200 and body_of(mine)["status"] == "queued"
 
 
 @pytest.mark.parametrize("method,path,limit", [

@@ -9,11 +9,15 @@ integration tests' consumers.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import urllib3
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ses.models import ses_backends
 
 from chalicelib.config import load_settings
 from tests.integration.app.conftest import api, app_logs, cognito, new_user, stack  # noqa: F401 - fixtures
@@ -31,9 +35,21 @@ class World:
     delivery: Delivery
     new_user: Any
     env: dict[str, str]
+    api_app: Any  # the Chalice app: its handler_map is what Lambda invokes
 
     def client(self, service: str) -> Any:
         return self.stack.client(service)
+
+    def payments(self, method: str, path: str, body: Any = None) -> Any:
+        """Ask the payment provider's stand-in (its API with its key, or its /_devstack side)."""
+        response = urllib3.request(method, self.stack.payments.url + path, json=body,
+                                   headers={"Authorization": f"Bearer {self.stack.payments.api_key}"})
+        return json.loads(response.data)
+
+    def mail_about(self, order_id: str) -> list[Any]:
+        """What SES (moto, in this process) accepted whose subject names the order."""
+        return [m for m in ses_backends[DEFAULT_ACCOUNT_ID][self.stack.provisioned.stack.region].sent_messages
+                if order_id in getattr(m, "subject", "")]
 
 
 @pytest.fixture
@@ -48,6 +64,6 @@ def world(stack, api, new_user) -> Iterator[World]:  # noqa: F811 - the imported
     # A container of its own: new clients (the hooks of an earlier test are gone with them).
     install_app(dataclasses.replace(load_settings(), import_chunk_rows=CHUNK_ROWS))
     try:
-        yield World(stack, api, Delivery(app, sqs, stack.provisioned.queue_url), new_user, env)
+        yield World(stack, api, Delivery(app, sqs, stack.provisioned.queue_url), new_user, env, app)
     finally:
         install_app()

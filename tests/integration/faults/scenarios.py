@@ -22,14 +22,16 @@ from chalicelib.domain.imports import Chunk
 from tests.integration.app.helpers import PRODUCT, body_of, create, products_of
 from tests.integration.app.images_helpers import images_of, post_file, request_upload
 from tests.integration.app.imports_helpers import TopicTap, upload
-from tests.integration.app.orders_helpers import new_product, place, read_order, stock_of
-from tests.integration.faults.delivery import ONCE, REVERSED, ScheduleRun
+from tests.integration.app.orders_helpers import executions_named, new_product, place, read_order, stock_of
+from tests.integration.faults.delivery import ONCE, REVERSED, TWICE, ScheduleRun
+from tests.integration.faults.sagas import SAGA, SagaDriver
 from tests.support.image_corpus import jpeg
 
-__all__ = ["SCENARIOS", "Scenario", "POISON"]
+__all__ = ["SCENARIOS", "Scenario", "POISON", "PAYMENTS_UNAVAILABLE"]
 
 POISON = "{this is not json"
 OUT_OF_ORDER = "out of order"
+PAYMENTS_UNAVAILABLE = "payment provider unavailable"
 
 
 @dataclass
@@ -104,10 +106,14 @@ class Orders(Scenario):
     def check(self, world: Any, fault: str) -> None:
         buyer, orders = self.state["buyer"], self.state["orders"]
         final = {order_id: read_order(world.api, buyer, order_id) for order_id, _ in orders}
-        assert {o["status"] for o in final.values()} <= {"confirmed", "rejected"}, final
+        assert {o["status"] for o in final.values()} <= {"reserved", "rejected"}, final
         stock = stock_of(world.api, self.state["product_id"])
-        sold = sum(q for order_id, q in orders if final[order_id]["status"] == "confirmed")
+        sold = sum(q for order_id, q in orders if final[order_id]["status"] == "reserved")
         assert stock == STOCK - sold and stock >= 0, (stock, sold)
+        sfn = world.client("stepfunctions")
+        for order_id, _ in orders:  # one saga per reserved order, whatever was delivered twice
+            started = executions_named(sfn, world.stack.saga_arn, order_id)
+            assert len(started) == (1 if final[order_id]["status"] == "reserved" else 0), (order_id, started)
         for order_id, quantity in orders:
             if final[order_id]["status"] == "rejected":
                 # Stock only goes down: an order rejected for stock could not be served at the end either.
@@ -116,6 +122,69 @@ class Orders(Scenario):
             order = read_order(world.api, buyer, order_id)
             assert (order["status"], order["reason"]) == ("rejected", "product_not_found"), order
         assert_only_poison(world, self.target)
+
+
+# -- the order saga -----------------------------------------------------------------------------
+
+# Card -> the ending the saga must reach with it (status, reason), whatever fails on the way.
+CARDS = {"pm_card_visa": ("confirmed", None), "pm_card_chargeDeclined": ("payment_failed", "card_declined"),
+         "pm_card_chargeDeclinedInsufficientFunds": ("payment_failed", "insufficient_funds")}
+SAGA_ORDERS = ("pm_card_visa", "pm_card_chargeDeclined", "pm_card_visa", "pm_card_chargeDeclinedInsufficientFunds",
+               "pm_card_visa")
+SAGA_PRICE = 1200
+MAY_RESEND_MAIL = frozenset({"dynamodb throttling", "dynamodb unavailable"})
+
+
+class Saga(Scenario):
+    """Reserved orders taken through their sagas (the steps' functions, as the state machine runs
+    them); the fault hurts the steps. Every order must reach the ending its card decides."""
+
+    def arrange(self, world: Any, fault: str) -> None:
+        seller, buyer = world.new_user(), world.new_user()
+        product_id = new_product(world.api, seller, STOCK)
+        orders = {}
+        for card in SAGA_ORDERS:
+            response = place(world.api, buyer, product_id, 1, payment_method=card)
+            assert response.status_code == 202, response.body
+            orders[body_of(response)["order_id"]] = card
+        world.delivery.drain(["consume_orders"])  # no fault: it is aimed at the saga
+        for order_id in orders:
+            assert read_order(world.api, buyer, order_id)["status"] == "reserved"
+        if fault == PAYMENTS_UNAVAILABLE:
+            world.payments("POST", "/_devstack/faults", {"unavailable_next": 3})
+        self.state.update(buyer=buyer, product_id=product_id, orders=orders)
+
+    def settle(self, world: Any, how: str) -> None:
+        driver = SagaDriver(world.api_app, world.client("stepfunctions"), world.stack.saga_arn)
+        self.state["executions"] = driver.run(list(self.state["orders"]), repeat=how == TWICE)
+        if how == TWICE:
+            world.delivery.repeated[self.target] += len(self.state["orders"])
+
+    def check(self, world: Any, fault: str) -> None:
+        buyer, orders = self.state["buyer"], self.state["orders"]
+        executions = self.state["executions"]
+        assert {name: e.status for name, e in executions.items()} == dict.fromkeys(orders, "SUCCEEDED"), \
+            {name: (e.status, e.error, e.errors) for name, e in executions.items()}
+        final = {order_id: read_order(world.api, buyer, order_id) for order_id in orders}
+        for order_id, card in orders.items():
+            status, reason = CARDS[card]
+            order = final[order_id]
+            assert (order["status"], order.get("reason")) == (status, reason), (card, order, executions[order_id])
+            endings = [h["status"] for h in order["history"] if h["status"] in ("payment_failed", "cancelled",
+                                                                                 "failed", "rejected")]
+            assert len(endings) == (0 if status == "confirmed" else 1), order["history"]
+        if fault == PAYMENTS_UNAVAILABLE:  # the outage reached the steps, and was retried
+            assert any(("AuthorizePayment", "PaymentProviderUnavailable") in e.errors for e in executions.values())
+        confirmed = [order_id for order_id, order in final.items() if order["status"] == "confirmed"]
+        assert stock_of(world.api, self.state["product_id"]) == STOCK - len(confirmed)  # the rest put back
+        intents = world.payments("GET", "/v1/payment_intents?limit=100")["data"]
+        for order_id in confirmed:
+            (paid,) = [i for i in intents if i["metadata"].get("order_id") == order_id]  # authorized once
+            assert (paid["status"], paid["amount_received"]) == ("succeeded", SAGA_PRICE)  # captured once
+            assert final[order_id]["payment"] == {"status": "captured", "reference": paid["id"]}
+            mails = world.mail_about(order_id)
+            # Sent, then recorded: a DynamoDB failure between the two sends it again on the retry.
+            assert len(mails) == 1 or (fault in MAY_RESEND_MAIL and len(mails) > 1), mails
 
 
 # -- images -------------------------------------------------------------------------------------
@@ -330,6 +399,7 @@ class Cleanup(Scenario):
 
 SCENARIOS = {
     "orders": lambda: Orders("consume_orders"),
+    "saga": lambda: Saga(SAGA),
     "images": lambda: Images("process_images", s3_operations=frozenset({"GetObject", "PutObject"})),
     "dispatcher": lambda: Imports("dispatch_import", s3_operations=frozenset({"HeadObject", "GetObject"}),
                                   sns_operations=frozenset({"PublishBatch"}), kill_at=2, failed_calls=2),

@@ -8,6 +8,11 @@ DLQ holds the poison message and nothing else, and every record is in a state a 
 
 Not in the table, because the consumer makes no such call: S3 errors for orders (DynamoDB only),
 SNS errors for orders, images and cleanup (only the import pipeline publishes).
+
+The order saga is a consumer too (of the executions the orders consumer starts): its steps run as
+the state machine runs them (tests/integration/faults/sagas.py), and a fault must never change the
+ending an order's card decides. DynamoDB throttled or failing during a step is DependencyUnavailable,
+the payment provider's 503s PaymentProviderUnavailable: both retried by the state machine.
 """
 
 from __future__ import annotations
@@ -16,16 +21,18 @@ import pytest
 
 from tests.integration.faults.delivery import CONCURRENTLY, ONCE, REVERSED, TWICE
 from tests.integration.faults.injection import Faults, app_clients
-from tests.integration.faults.scenarios import OUT_OF_ORDER, SCENARIOS, Scenario
+from tests.integration.faults.scenarios import OUT_OF_ORDER, PAYMENTS_UNAVAILABLE, SCENARIOS, Scenario
 
 pytestmark = pytest.mark.timeout(240)
 
 THROTTLING, S3_ERRORS, SNS_ERRORS = "dynamodb throttling", "s3 errors", "sns errors"
 KILLED, TWICE_, CONCURRENT = "killed mid-batch", "delivered twice", "delivered concurrently"
+DYNAMODB_UNAVAILABLE = "dynamodb unavailable"
 
 ALL = (THROTTLING, S3_ERRORS, SNS_ERRORS, KILLED, TWICE_, CONCURRENT, OUT_OF_ORDER)
 CASES = {
     "orders": (THROTTLING, KILLED, TWICE_, CONCURRENT, OUT_OF_ORDER),
+    "saga": (THROTTLING, DYNAMODB_UNAVAILABLE, PAYMENTS_UNAVAILABLE, TWICE_),
     "images": (THROTTLING, S3_ERRORS, KILLED, TWICE_, CONCURRENT, OUT_OF_ORDER),
     "dispatcher": ALL,
     "workers": ALL,
@@ -49,6 +56,11 @@ def aim(faults: Faults, fault: str, scenario: Scenario) -> None:
                 faults.fail_first(service, {operation}, 1, code, status)
     elif fault == KILLED:
         faults.kill_after_writes(scenario.kill_at)
+    elif fault == DYNAMODB_UNAVAILABLE:
+        # Past the SDK's retries: each failure reaches a step as DependencyUnavailable. Fewer than
+        # a step's retries (an outage longer than them ends the order `failed`, compensated).
+        faults.fail_first("dynamodb", {"GetItem"}, 1, "ServiceUnavailable", 503)
+        faults.fail_first("dynamodb", {"UpdateItem", "TransactWriteItems"}, 1, "InternalServerError", 500)
 
 
 @pytest.mark.parametrize(("consumer", "fault"), [(c, f) for c, faults in CASES.items() for f in faults],
@@ -62,7 +74,7 @@ def test_a_consumer_under_a_fault_loses_nothing_and_applies_nothing_twice(world,
     with faults.installed(app_clients()):
         scenario.settle(world, HOW.get(fault, ONCE))
 
-    if fault in (THROTTLING, S3_ERRORS, SNS_ERRORS, KILLED):
+    if fault in (THROTTLING, S3_ERRORS, SNS_ERRORS, KILLED, DYNAMODB_UNAVAILABLE):
         assert faults.injected, f"the fault never reached {scenario.target}"
     if fault in (TWICE_, CONCURRENT):
         assert world.delivery.repeated[scenario.target], f"{scenario.target} never got a message twice"

@@ -469,7 +469,7 @@ def test_a_cancellation_that_could_not_be_started_is_started_when_the_buyer_asks
 
 @pytest.mark.parametrize("crash, attempts", [
     (RuntimeError("the process died"), 1),  # unexpected: not retried
-    (DependencyUnavailable("DynamoDB is throttling"), 4),  # retried 3 times first
+    (DependencyUnavailable("DynamoDB is throttling"), 6),  # retried 5 times first (1 + 2 + 4 + 8 + 16 s)
 ])
 def test_a_crash_between_capture_and_confirm_refunds_restocks_and_ends_failed(shop, crash, attempts):
     product_id = shop.product(stock=4)
@@ -651,4 +651,28 @@ def test_a_compensation_step_that_fails_every_retry_fails_the_execution_there_an
     assert execution.status == "SUCCEEDED"
     order = shop.order(order_id)
     assert (order.status, order.reason) == (PAYMENT_FAILED, "card_declined")
+    assert shop.stock(product_id) == 4
+
+
+def test_an_authorization_whose_recording_failed_every_retry_is_found_again_and_voided(shop):
+    product_id = shop.product(stock=4)
+    order_id = shop.place(product_id, 2)
+    shop.deliver(order_id)
+    record_payment, failures = shop.orders.record_payment, []
+
+    def failing_to_record(order_id: str, expected: Any, payment: Any, now: Any) -> Any:
+        if payment.status == PaymentStatus.AUTHORIZED and len(failures) < 6:  # the step and its 5 retries
+            failures.append(payment)
+            raise DependencyUnavailable("DynamoDB throttled")
+        return record_payment(order_id, expected, payment, now)
+
+    shop.orders.record_payment = failing_to_record
+
+    (execution,) = shop.run_sagas()
+
+    assert execution.status == "SUCCEEDED" and execution.errors[-1] == ("AuthorizePayment", "DependencyUnavailable")
+    order = shop.order(order_id)
+    assert (order.status, order.reason, order.payment.status) == (FAILED, Reason.UNEXPECTED_ERROR, PaymentStatus.VOIDED)
+    (intent,) = shop.payments.intents.values()
+    assert intent.status == "canceled" and shop.payments.voids == [intent.reference]  # the hold released
     assert shop.stock(product_id) == 4
