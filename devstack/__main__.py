@@ -52,6 +52,7 @@ def run() -> int:
     AWS endpoint   {e['aws_endpoint']}   (aws --endpoint-url {e['aws_endpoint']} ...)
     trace viewer   {e['trace_viewer']}
     mailbox        {e['mailbox']}   (make mail)
+    payments       {e['payments']}   (the stand-in provider; test cards pm_card_visa, ...)
     endpoints      {os.path.relpath(stack.endpoints_file)}
 
   Try:  curl -s {e['api']}/products

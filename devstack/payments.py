@@ -1,5 +1,9 @@
 """The local stand-in payment provider: a subset of Stripe's PaymentIntents API, in memory.
 
+Why one file of ~500 lines: it is one small server whose parts share one state (intents, refunds,
+idempotency records, call counts) under one lock: the form parsing, the routes and Stripe's error
+shapes are read together against Stripe's reference; split, each part would need the others.
+
 It speaks what chalicelib/adapters/stripe_payments.py speaks, in Stripe's shapes (form-encoded
 requests, JSON answers, `{"error": {"type", "code", "decline_code"?, "message", "param"?}}`):
 

@@ -1,6 +1,6 @@
 """The resource types the local provisioner creates, each the way CloudFormation creates it.
 
-Why one file of ~650 lines: it is one table (`SUPPORTED_TYPES`) and, per resource type, the
+Why one file of ~700 lines: it is one table (`SUPPORTED_TYPES`) and, per resource type, the
 creator and the property lists it accepts, all sharing one small contract (`ResourceContext` in,
 `Created` out). Each section mirrors CloudFormation's property names for one service and is read
 against that service's CloudFormation page; splitting by service would scatter the table and the
