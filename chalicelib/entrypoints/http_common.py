@@ -89,6 +89,13 @@ def _number(text: str) -> float | int:
     return int(value) if value.is_integer() and abs(value) <= 2**53 else value
 
 
+def no_body(request: Request, what: str) -> None:
+    """For a POST that takes no fields: no body, or `{}`; anything else is a 400 naming `body`
+    (a body of whitespace is not JSON, so it is a 400 like any other text)."""
+    if request.raw_body and json_body(request, 1024) != {}:
+        raise errors.InvalidInput("body", f"takes no fields: {what}")
+
+
 def json_body(request: Request, max_bytes: int) -> Any:
     """The parsed JSON body; raises InvalidInput("body") when absent, too large or malformed."""
     raw = request.raw_body or b""

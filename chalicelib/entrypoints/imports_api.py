@@ -7,9 +7,8 @@ from typing import Any
 from chalice.app import Blueprint, Response
 
 from chalicelib.bootstrap import services
-from chalicelib.domain import errors
 from chalicelib.domain.imports import ImportJob
-from chalicelib.entrypoints.http_common import caller, json_body, routes
+from chalicelib.entrypoints.http_common import caller, no_body, routes
 from chalicelib.entrypoints.representations import iso
 
 __all__ = ["api", "import_job_json"]
@@ -32,11 +31,8 @@ def import_job_json(job: ImportJob) -> dict[str, Any]:
 @route("/imports", methods=["POST"])
 def create_import() -> Response:
     who = caller(api.current_request)
-    # The import takes no options: its content is the file. No body, or {}, is accepted; a body of
-    # whitespace is not JSON, so it is a 400 like any other text.
-    if api.current_request.raw_body and json_body(api.current_request, 1024) != {}:
-        raise errors.InvalidInput("body", "takes no fields: POST an empty body, then upload the CSV "
-                                          "with the returned form")
+    # The import takes no options: its content is the file.
+    no_body(api.current_request, "POST an empty body, then upload the CSV with the returned form")
     created = services().imports.create(who)
     services().tracer.annotate(job_id=created.job.job_id, owner=who.sub)
     return Response(body={"job_id": created.job.job_id, "upload": created.upload.as_dict()}, status_code=201,

@@ -7,7 +7,7 @@ from typing import Any
 from chalice.app import Blueprint, Response
 
 from chalicelib.bootstrap import services
-from chalicelib.entrypoints.http_common import caller, idempotency_key, json_body, limit, query, routes
+from chalicelib.entrypoints.http_common import caller, idempotency_key, json_body, limit, no_body, query, routes
 from chalicelib.entrypoints.representations import order_json
 
 __all__ = ["api"]
@@ -53,5 +53,6 @@ def list_orders() -> dict[str, Any]:
 @route("/orders/{order_id}/cancel", methods=["POST"])
 def cancel_order(order_id: str) -> Response:
     who = caller(api.current_request)
+    no_body(api.current_request, "POST an empty body to cancel the order")
     services().tracer.annotate(order_id=order_id, owner=who.sub)
     return Response(body=order_json(services().orders.cancel(who, order_id)), status_code=202)

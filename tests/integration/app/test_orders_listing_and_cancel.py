@@ -171,6 +171,22 @@ def test_a_queued_order_is_cancelling_and_the_consumer_ends_it_cancelled_taking_
     assert executions_named(stack.client("stepfunctions"), stack.saga_arn, order_id) == []
 
 
+@pytest.mark.parametrize("body", ["[]", '{"reason": "changed my mind"}', "null", "not json"])
+def test_a_cancel_takes_no_fields_a_body_other_than_an_empty_object_is_a_400_and_cancels_nothing(
+        api, alice, bob, body):
+    product_id = new_product(api, alice, stock=5)
+    order_id = body_of(place(api, bob, product_id))["order_id"]
+
+    response = api.post(f"/orders/{order_id}/cancel", headers={**bob.headers(), "Content-Type": "application/json"},
+                        body=body)
+
+    assert response.status_code == 400 and body_of(response)["Message"].startswith("body: "), response.body
+    assert read_order(api, bob, order_id)["status"] == "queued"
+    empty = api.post(f"/orders/{order_id}/cancel", headers={**bob.headers(), "Content-Type": "application/json"},
+                     body="{}")
+    assert empty.status_code == 202
+
+
 def test_a_reserved_order_is_cancelling_and_left_to_its_running_saga(api, stack, alice, bob, consume):
     product_id = new_product(api, alice, stock=5)
     order_id = body_of(place(api, bob, product_id))["order_id"]
