@@ -22,6 +22,7 @@ from pynamodb.signals import pre_dynamodb_send
 from chalicelib import bootstrap
 from chalicelib.logs import logger
 from devstack import mailbox
+from devstack.chalice_config import StageConfig
 from devstack.payments import PaymentsStandIn
 from devstack.provision import Provisioned, provision
 from devstack.tokens import issue_token
@@ -33,7 +34,9 @@ from tests.support.app_wiring import install_app
 from tests.support.moto import running_moto_server
 
 REGION = "us-east-1"
-MAIL_FROM = "Storefront (test) <no-reply@shop.example.com>"
+# The dev stage's sender, as .chalice/config.json sets it: chalice.test.Client applies the stage's
+# variables while it is open, so services wired then (install_app inside a test) read this one.
+MAIL_FROM = StageConfig("dev").environment()["MAIL_FROM"]
 
 
 @dataclass(frozen=True)
