@@ -32,6 +32,7 @@ import boto3
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.load_levelling import percentile  # noqa: E402
 from bench.stack import local_stack, token  # noqa: E402
 
 # The mix of cards: mostly good ones, as a shop sees it, and each failure kind.
@@ -44,11 +45,6 @@ PER_GB_SECOND = 0.0000133334
 PER_REQUEST = 0.20 / 1_000_000
 PER_EMAIL = 0.10 / 1000
 STEP_MEMORY_GB = 0.5  # the steps' memory (.chalice/config.json: lambda_memory_size 512)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def main() -> None:

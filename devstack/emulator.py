@@ -17,7 +17,7 @@ quickly.
 
 The pieces: devstack/pollers.py (one poller per trigger), devstack/invocations.py (one call),
 devstack/event_shapes.py (the event documents), devstack/event_rules.py (what AWS refuses).
-Why this file stays ~460 lines: what is left is the one object that wires every trigger, owns
+Why this file stays ~480 lines: what is left is the one object that wires every trigger, owns
 the threads and counters and answers the console; splitting it would pass its state around.
 """
 
