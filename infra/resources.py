@@ -24,7 +24,8 @@ TEMPLATE_PATH = Path(__file__).with_name("resources.json")
 
 # Wiring, not something the app addresses: it gets no env var for these.
 NON_APP_RESOURCE_TYPES = frozenset({"AWS::SQS::QueuePolicy", "AWS::SNS::Subscription", "AWS::IAM::Role",
-                                    "AWS::Logs::LogGroup"})
+                                    "AWS::Logs::LogGroup", "AWS::Events::Rule", "AWS::Events::Archive",
+                                    "AWS::Lambda::EventSourceMapping"})
 # A state machine's definition lives in its own file beside the template (readable, and loadable
 # in Workflow Studio); a resource names it in Metadata and load_template puts it in `Definition`.
 DEFINITION_FILE = "DefinitionFile"
