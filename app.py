@@ -6,6 +6,7 @@ from chalicelib.entrypoints import order_events, orders_api, products_api, saga_
 from chalicelib.entrypoints import image_events, images_api
 from chalicelib.entrypoints import cleanup_events, import_events, imports_api
 from chalicelib.entrypoints import docs_api
+from chalicelib.entrypoints import sales_api, sales_events, stream_events
 from chalicelib.entrypoints.cors import add_preflight_routes
 from chalicelib.entrypoints.middleware import event_middleware, http_middleware
 
@@ -22,6 +23,9 @@ app.register_blueprint(image_events.events)
 app.register_blueprint(imports_api.api)
 app.register_blueprint(import_events.events)
 app.register_blueprint(cleanup_events.events)
+app.register_blueprint(stream_events.streams)
+app.register_blueprint(sales_events.read_side)
+app.register_blueprint(sales_api.api)
 app.register_blueprint(docs_api.api)
 add_preflight_routes(app)  # last: one OPTIONS route per path registered above
 

@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Protocol
 from chalicelib.adapters.aws import AwsClients
 from chalicelib.adapters.cleanup_cursors import DynamoCursors, bind_cleanup_state_table
 from chalicelib.adapters.cognito import CognitoDirectory, CognitoTokenVerifier
+from chalicelib.adapters.dynamodb_streams import DynamoChangeStream
+from chalicelib.adapters.eventbridge import EventBridgeBus
 from chalicelib.adapters.idempotency_table import (
-    PynamoExpiringRecords, PynamoIdempotencyStore, bind_idempotency_table,
+    PynamoExpiringRecords, PynamoIdempotencyStore, PynamoOnce, bind_claims_table, bind_idempotency_table,
 )
 from chalicelib.adapters.image_table import PynamoCleanupImages, PynamoImageRepository, bind_images_table
 from chalicelib.adapters.import_jobs import DynamoImportWriter, PynamoImportJobRepository, bind_import_jobs_table
@@ -34,20 +36,25 @@ from chalicelib.adapters.orders_table import PynamoOrderRepository, bind_orders_
 from chalicelib.adapters.pillow_images import PillowImageProcessor
 from chalicelib.adapters.products_table import PynamoProductLookup, PynamoProductRepository, bind_products_table
 from chalicelib.adapters.s3 import RENDITION_CACHE_CONTROL, S3Bucket
+from chalicelib.adapters.sales_table import PynamoSalesProjection, PynamoSalesSources, bind_sales_table
 from chalicelib.adapters.ses_mail import SesMailer
 from chalicelib.adapters.sqs import SqsOrderQueue
 from chalicelib.adapters.step_functions import StepFunctionsOrderSagas
 from chalicelib.adapters.stripe_payments import StripePayments
 from chalicelib.adapters.tracing import NoTracer, Tracer
 from chalicelib.config import Settings, load_settings
+from chalicelib.domain.events import EventSource
 from chalicelib.domain.identity import TokenVerifier
 from chalicelib.domain.ids import new_id
+from chalicelib.services.events import ChangePublisher, ChangeStream, EventBus, LostChanges
 from chalicelib.services.images import ImageProcessor, ImageRepository, ImageService, MediaBucket, UploadBucket
 from chalicelib.services.imports import ImportFiles, ImportJobRepository, ImportService, ImportTopics, ImportWriter
-from chalicelib.services.order_saga import Directory, Mailer, OrderSaga, PaymentProvider
+from chalicelib.services.order_saga import OrderSaga, PaymentProvider
 from chalicelib.services.orders import OrderConsumer, OrderQueue, OrderRepository, OrderSagas, OrderService
+from chalicelib.services.low_stock import LowStockNotifier, Once
 from chalicelib.services.products import ProductRepository, ProductService
-from chalicelib.services.shared import Clock, IdempotencyStore, IdFactory
+from chalicelib.services.sales import SalesProjection, SalesService, SalesSources
+from chalicelib.services.shared import Clock, Directory, IdempotencyStore, IdFactory, Mailer
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -102,6 +109,11 @@ class Clients:
     product_lookup: ProductLookup
     cursors: Cursors
     expiring_records: ExpiringRecords
+    event_bus: EventBus
+    change_stream: ChangeStream
+    sales: SalesProjection
+    sales_sources: SalesSources
+    once: Once
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,10 @@ class Services:
     order_saga: OrderSaga
     images: ImageService
     imports: ImportService
+    publisher: ChangePublisher
+    lost_changes: LostChanges
+    sales: SalesService
+    low_stock: LowStockNotifier
     build_cleanup: Callable[[], CleanupService] = field(repr=False)
 
     @cached_property
@@ -134,6 +150,7 @@ def aws_clients(settings: Settings, *, aws: AwsClients | None = None, clock: Clo
     product = bind_products_table(table=s.products_table, region=s.region)
     idempotency = bind_idempotency_table(table=s.idempotency_table, region=s.region)
     image = bind_images_table(table=s.images_table, region=s.region)
+    order = bind_orders_table(table=s.orders_table, region=s.region)
     import_models = bind_import_jobs_table(table=s.import_jobs_table, region=s.region)
     import_jobs = PynamoImportJobRepository(import_models)
 
@@ -145,7 +162,7 @@ def aws_clients(settings: Settings, *, aws: AwsClients | None = None, clock: Clo
         verifier=CognitoTokenVerifier(issuer=s.issuer, client_id=s.user_pool_client_id, jwks_url=s.jwks_url),
         products=PynamoProductRepository(product, idempotency),
         idempotency=PynamoIdempotencyStore(idempotency),
-        orders=PynamoOrderRepository(bind_orders_table(table=s.orders_table, region=s.region), product, idempotency),
+        orders=PynamoOrderRepository(order, product, idempotency),
         order_queue=SqsOrderQueue(lambda: aws.sqs, s.orders_queue),
         order_sagas=StepFunctionsOrderSagas(lambda: aws.stepfunctions, s.order_saga_state_machine),
         payments=StripePayments(lambda: aws.secretsmanager, s.payments_api_key_secret, api_url=s.payments_api_url),
@@ -165,6 +182,14 @@ def aws_clients(settings: Settings, *, aws: AwsClients | None = None, clock: Clo
         product_lookup=PynamoProductLookup(product),
         cursors=DynamoCursors(bind_cleanup_state_table(table=s.cleanup_state_table, region=s.region), clock),
         expiring_records=PynamoExpiringRecords(idempotency),
+        event_bus=EventBridgeBus(lambda: aws.events, s.event_bus),
+        change_stream=DynamoChangeStream(lambda: aws.dynamodbstreams),
+        sales=PynamoSalesProjection(bind_sales_table(table=s.sales_table, region=s.region), clock),
+        sales_sources=PynamoSalesSources(order, product),
+        # The lease outlives the mail consumer's 30 s timeout: a claim is taken over only once its
+        # holder is surely gone. Kept a week: longer than any redelivery or archive replay window.
+        once=PynamoOnce(bind_claims_table(table=s.idempotency_table, region=s.region), lease_seconds=60,
+                        keep_days=7, clock=clock),
     )
 
 
@@ -202,8 +227,22 @@ def bootstrap(settings: Settings | None = None, *, clients: Clients | None = Non
         imports=ImportService(c.import_jobs, c.import_files, c.import_writer, c.import_topics, clock=clock,
                               new_id=ids, retention=timedelta(days=s.import_retention_days),
                               chunk_rows=s.import_chunk_rows, trace_header=tracer.propagation_header),
+        publisher=ChangePublisher(c.event_bus),
+        lost_changes=LostChanges(c.change_stream, c.event_bus, _sources_by_stream(s)),
+        sales=SalesService(c.sales, c.sales_sources),
+        low_stock=LowStockNotifier(c.mailer, c.directory, c.once),
         build_cleanup=cleanup,
     )
+
+
+def _sources_by_stream(settings: Settings) -> Callable[[str], EventSource | None]:
+    """Which table a stream ARN (`arn:...:table/<name>/stream/<label>`) belongs to."""
+    tables = {settings.products_table: EventSource.PRODUCTS, settings.orders_table: EventSource.ORDERS}
+
+    def source_of(stream_arn: str) -> EventSource | None:
+        return tables.get(stream_arn.partition(":table/")[2].partition("/stream/")[0])
+
+    return source_of
 
 
 def _tracer(settings: Settings) -> Tracer:

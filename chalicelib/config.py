@@ -32,6 +32,7 @@ IMPORT_MAX_CONCURRENCY = "IMPORT_MAX_CONCURRENCY"
 IMAGES_MAX_CONCURRENCY = "IMAGES_MAX_CONCURRENCY"
 IMPORT_DISPATCH_MAX_CONCURRENCY = "IMPORT_DISPATCH_MAX_CONCURRENCY"
 DEAD_LETTERS_MAX_CONCURRENCY = "DEAD_LETTERS_MAX_CONCURRENCY"
+READ_MODELS_MAX_CONCURRENCY = "READ_MODELS_MAX_CONCURRENCY"  # the bus's queue consumers
 CLEANUP_STATE_TABLE = "CLEANUP_STATE_TABLE"
 CLEANUP_MAX_ITEMS = "CLEANUP_MAX_ITEMS"
 CLEANUP_MAX_LISTED = "CLEANUP_MAX_LISTED"
@@ -60,6 +61,9 @@ CORS_ALLOW_ORIGINS = "CORS_ALLOW_ORIGINS"
 # holding its API key (a resource of infra/resources.json: the value is the secret's ARN).
 PAYMENTS_API_URL = "PAYMENTS_API_URL"
 PAYMENTS_API_KEY_SECRET = "PAYMENTS_API_KEY_SECRET"
+# The domain events' bus (its name), and the sales read model's table.
+EVENT_BUS = "EVENT_BUS"
+SALES_TABLE = "SALES_TABLE"
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ class Settings:
     payments_api_url: str = "https://api.stripe.com"
     payments_api_key_secret: str = ""
     mail_from: str = ""
+    event_bus: str = ""
+    sales_table: str = ""
 
     @property
     def issuer(self) -> str:
@@ -144,6 +150,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         payments_api_url=(env.get(PAYMENTS_API_URL) or "https://api.stripe.com").rstrip("/"),
         payments_api_key_secret=env.get(PAYMENTS_API_KEY_SECRET, ""),
         mail_from=env.get(MAIL_FROM, "").strip(),
+        event_bus=env.get(EVENT_BUS, ""),
+        sales_table=env.get(SALES_TABLE, ""),
     )
 
 

@@ -69,6 +69,7 @@ __all__ = [
     "load_handlers_through_app",
     "name_functions",
     "trace_everything",
+    "wire_event_source_mappings",
     "wire_sqs_events",
 ]
 
@@ -174,6 +175,36 @@ def wire_sqs_events(template: dict[str, Any]) -> None:
                 raise ValueError(f"{logical_id}: no queue {queue_id!r} in the template")
             props["Queue"] = {"Fn::GetAtt": [queue_id, "Arn"]}
             props["FunctionResponseTypes"] = ["ReportBatchItemFailures"]
+
+
+EVENT_SOURCE_MAPPING = "AWS::Lambda::EventSourceMapping"
+
+
+def _mapped_handler(mapping: dict[str, Any]) -> str:
+    """The handler an event source mapping of infra/resources.json names
+    (``{"Fn::Sub": "${AWS::StackName}-<handler>"}``, the name ``name_functions`` gives)."""
+    name = mapping["Properties"]["FunctionName"]
+    text = name.get("Fn::Sub", "") if isinstance(name, dict) else ""
+    if not text.startswith("${AWS::StackName}-"):
+        raise ValueError(f"an event source mapping names its function as ${{AWS::StackName}}-<handler>, not {name!r}")
+    return str(text.removeprefix("${AWS::StackName}-"))
+
+
+def wire_event_source_mappings(template: dict[str, Any]) -> None:
+    """The streams' mappings (defined whole in infra/resources.json) wait for their functions:
+    they name a function by its name, which CloudFormation cannot see as a dependency.
+
+    Raises ValueError for a mapping whose function the app does not define.
+    """
+    resources = template["Resources"]
+    by_handler = functions(template)
+    for logical_id, resource in resources.items():
+        if resource["Type"] != EVENT_SOURCE_MAPPING:
+            continue
+        handler = _mapped_handler(resource)
+        if handler not in by_handler:
+            raise ValueError(f"{logical_id}: the app has no function {handler!r}")
+        resource["DependsOn"] = sorted({*_depends_on(resource), by_handler[handler]})
 
 
 def _queue_logical_id(queue: Any) -> str:
@@ -327,6 +358,20 @@ def add_alarms(template: dict[str, Any]) -> None:
             f"a message reached {queue_id}: a record failed every retry; inspect it, fix, redrive",
             namespace="AWS/SQS", metric="ApproximateNumberOfMessagesVisible", statistic="Maximum",
             dimension=("QueueName", {"Fn::GetAtt": [queue_id, "QueueName"]}))
+    for logical_id, mapping in [(i, r) for i, r in resources.items() if r["Type"] == EVENT_SOURCE_MAPPING]:
+        handler = _mapped_handler(mapping)
+        resources[f"{logical_id}IteratorAgeAlarm"] = _alarm(
+            f"{handler} is more than a minute behind its stream: events reach the read models late; "
+            "look for failing batches or throttling", namespace="AWS/Lambda", metric="IteratorAge",
+            statistic="Maximum", dimension=("FunctionName", {"Ref": functions(template)[handler]}), threshold=60_000)
+    for queue_id in sorted({_queue_logical_id(m["Properties"]["DestinationConfig"]["OnFailure"]["Destination"])
+                            for m in resources.values() if m["Type"] == EVENT_SOURCE_MAPPING
+                            and "DestinationConfig" in m["Properties"]}):
+        resources[f"{queue_id}DepthAlarm"] = _alarm(
+            f"a stream batch failed every retry and reached {queue_id}; recover_lost_changes republishes "
+            "what it can and logs the rest: read its logs", namespace="AWS/SQS",
+            metric="ApproximateNumberOfMessagesVisible", statistic="Maximum",
+            dimension=("QueueName", {"Fn::GetAtt": [queue_id, "QueueName"]}))
     for logical_id in [i for i, r in resources.items() if r["Type"] == "AWS::StepFunctions::StateMachine"]:
         resources[f"{logical_id}FailedAlarm"] = _alarm(
             f"an execution of {logical_id} failed (compensation failed, or a buyer was not e-mailed); "
@@ -361,7 +406,7 @@ def _dead_letter_queues(resources: dict[str, Any]) -> list[str]:
 
 
 def _alarm(description: str, *, namespace: str, metric: str, statistic: str,
-           dimension: tuple[str, Any]) -> dict[str, Any]:
+           dimension: tuple[str, Any], threshold: float = 1) -> dict[str, Any]:
     return {
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
@@ -372,7 +417,7 @@ def _alarm(description: str, *, namespace: str, metric: str, statistic: str,
             "Statistic": statistic,
             "Period": 300,
             "EvaluationPeriods": 1,
-            "Threshold": 1,
+            "Threshold": threshold,
             "ComparisonOperator": "GreaterThanOrEqualToThreshold",
             "TreatMissingData": "notBreaching",
             "AlarmActions": [{"Ref": ALARM_TOPIC}],
@@ -398,6 +443,7 @@ def finish(sam: dict[str, Any], *, resources: dict[str, Any], stage: str, archit
     add_log_groups(template, LOG_RETENTION_DAYS[stage])
     grant_least_privilege(template)
     wire_sqs_events(template)
+    wire_event_source_mappings(template)
     add_resource_env(template, resources)
     trace_everything(template)
     add_gateway_responses(template)

@@ -34,6 +34,8 @@ __all__ = [
     "table",
     "topic",
     "log_streams",
+    "stream",
+    "event_bus",
     "state_machine",
     "secret",
     "user_pool",
@@ -77,6 +79,14 @@ def topic(logical_id: str) -> Intrinsic:
     return {"Ref": logical_id}  # a topic's Ref is its ARN
 
 
+def stream(table_id: str) -> Intrinsic:
+    return {"Fn::GetAtt": [table_id, "StreamArn"]}
+
+
+def event_bus(logical_id: str) -> Intrinsic:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
 def state_machine(logical_id: str) -> Intrinsic:
     return {"Ref": logical_id}  # a state machine's Ref is its ARN
 
@@ -106,6 +116,19 @@ def _consume(queue_id: str) -> Grant:
                  (queue(queue_id),))
 
 
+_READ_STREAM = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams")
+
+
+def _publish_changes(table_id: str) -> tuple[Grant, ...]:
+    """A stream's event source mapping polls with its function's role, and sends the description
+    of a batch it gave up on to the on-failure queue with it too."""
+    return (
+        Grant("ReadItsStream", _READ_STREAM, (stream(table_id),)),
+        Grant("PublishEvents", ("events:PutEvents",), (event_bus("EventBus"),)),
+        Grant("HandOverFailedBatches", ("sqs:SendMessage",), (queue("DomainEventsFailureQueue"),)),
+    )
+
+
 POLICIES: dict[str, tuple[Grant, ...]] = {
     # Routes: products, orders, image upload forms, imports; presigned rendition links.
     "api_handler": (
@@ -127,6 +150,37 @@ POLICIES: dict[str, tuple[Grant, ...]] = {
         Grant("PlaceOrders", ("sqs:SendMessage",), (queue("OrdersQueue"),)),
         # A cancel of a confirmed order starts its compensation (`<order id>-cancel`).
         Grant("CancelConfirmedOrders", ("states:StartExecution",), (state_machine("OrderSagaStateMachine"),)),
+        Grant("SalesReadModel", ("dynamodb:Query",), (table("SalesTable"),)),
+    ),
+    # Each table's changes as domain events on the bus (the stream is the outbox).
+    "publish_product_events": _publish_changes("ProductsTable"),
+    "publish_order_events": _publish_changes("OrdersTable"),
+    # A batch the streams' mappings gave up on: read back from its stream, published or logged.
+    "recover_lost_changes": (
+        _consume("DomainEventsFailureQueue"),
+        Grant("ReadStreams", _READ_STREAM, (stream("ProductsTable"), stream("OrdersTable"))),
+        Grant("PublishEvents", ("events:PutEvents",), (event_bus("EventBus"),)),
+    ),
+    # One write per event: a fact's key put and its row added to in one transaction, or a name.
+    "project_sales": (
+        _consume("SalesEventsQueue"),
+        Grant("SalesReadModel", ("dynamodb:PutItem", "dynamodb:UpdateItem"), (table("SalesTable"),)),
+    ),
+    "sales_dead_letter": (_consume("SalesEventsQueueDeadLetterQueue"),),
+    # The seller's address from the user pool, the e-mail through SES, under a claim on the event.
+    "email_low_stock": (
+        _consume("LowStockQueue"),
+        Grant("OnceClaims", ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+              (table("IdempotencyTable"),)),
+        Grant("SellersAddress", ("cognito-idp:ListUsers",), (user_pool("UserPool"),)),
+        Grant("SendMail", ("ses:SendEmail",), (mail_identities(),)),
+    ),
+    "low_stock_dead_letter": (_consume("LowStockQueueDeadLetterQueue"),),
+    # Invoked by hand: empties the read model, then counts every order and names every product.
+    "rebuild_sales": (
+        Grant("ReadTheTables", ("dynamodb:Scan",), (table("OrdersTable"), table("ProductsTable"))),
+        Grant("SalesReadModel", ("dynamodb:Scan", "dynamodb:BatchWriteItem", "dynamodb:PutItem",
+                                 "dynamodb:UpdateItem"), (table("SalesTable"),)),
     ),
     # Reserves stock (stock and order in one transaction) or rejects each queued order, and
     # starts each reserved order's saga.

@@ -16,6 +16,8 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sesv2 import SESV2Client
@@ -81,3 +83,15 @@ class AwsClients:
         import boto3
 
         return boto3.client("cognito-idp", region_name=self.region)
+
+    @cached_property
+    def events(self) -> EventBridgeClient:
+        import boto3
+
+        return boto3.client("events", region_name=self.region)
+
+    @cached_property
+    def dynamodbstreams(self) -> DynamoDBStreamsClient:
+        import boto3
+
+        return boto3.client("dynamodbstreams", region_name=self.region)

@@ -8,11 +8,11 @@ Written in the same transaction as what the request created (`save_remembering`)
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
 
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
-from pynamodb.exceptions import DeleteError, TransactWriteError
+from pynamodb.exceptions import DeleteError, PutError, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
@@ -20,12 +20,13 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamodb import (
     CONDITION_FAILED, answers_throttling, bind, cancellation_codes, condition_failed, connection_of, is_conflict,
+    translate_transient,
 )
-from chalicelib.domain.errors import KeyAlreadyUsed
+from chalicelib.domain.errors import DependencyUnavailable, KeyAlreadyUsed
 from chalicelib.domain.idempotency import IdempotencyRecord, StoredResponse
 
 __all__ = ["IdempotencyItem", "bind_idempotency_table", "save_remembering", "PynamoIdempotencyStore",
-           "PynamoExpiringRecords"]
+           "PynamoExpiringRecords", "ClaimItem", "bind_claims_table", "PynamoOnce"]
 
 # Key of expiry-index (with expires_at): one partition, like the products' catalog-index.
 EXPIRY_PARTITION = "all"
@@ -137,3 +138,65 @@ class PynamoExpiringRecords:
                     if not condition_failed(exc):
                         raise
         return deleted
+
+
+class ClaimItem(Model):
+    """A claim on doing something once (`PynamoOnce`), in the same table as the replays: its key
+    is prefixed (`once#`) so the two never meet, and it expires through the same expiry-index."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    state = UnicodeAttribute()  # "claimed" while one caller runs the action, "done" after
+    lease_until = NumberAttribute()  # epoch seconds: a claim not finished by then may be taken over
+    expires_at = TTLAttribute()
+    expiry = UnicodeAttribute(default=EXPIRY_PARTITION)
+
+
+def bind_claims_table(*, table: str, region: str) -> type[ClaimItem]:
+    return bind(ClaimItem, table=table, region=region)
+
+
+class PynamoOnce:
+    """`run_once` under a claim with a lease: a caller that crashes mid-action leaves a claim that
+    expires with its lease, and a redelivery then runs the action again.
+
+    Why not Powertools' idempotency utility, which does the same with INPROGRESS records: its
+    in-progress record expires only at the Lambda context's deadline, which it must be handed per
+    invocation (without it, a crash leaves the key claimed for the whole retention and the action
+    never runs); and it keys records by the function's name, so two functions could not share a
+    key. This is its one conditional write, keyed by the caller's key.
+    """
+
+    def __init__(self, model: type[ClaimItem], *, lease_seconds: int, keep_days: int,
+                 clock: Callable[[], datetime]) -> None:
+        self._claim = model
+        self._lease = lease_seconds
+        self._keep = keep_days
+        self._now = clock
+
+    def run_once(self, key: str, action: Callable[[], None]) -> bool:
+        pk = f"once#{key}"
+        now = self._now()
+        epoch = int(now.timestamp())
+        item = self._claim(pk, state="claimed", lease_until=epoch + self._lease,
+                           expires_at=now + timedelta(days=self._keep))
+        cls = self._claim
+        with translate_transient():
+            try:
+                item.save(condition=cls.pk.does_not_exist() | ((cls.state == "claimed") & (cls.lease_until < epoch)))
+            except PutError as exc:
+                if not condition_failed(exc):
+                    raise
+                current = cls.get(pk, consistent_read=True)
+                if current.state == "done":
+                    return False
+                raise DependencyUnavailable(f"{key} is being done by another caller (claimed until "
+                                            f"{int(current.lease_until)})") from exc
+        try:
+            action()
+        except BaseException:
+            with translate_transient():
+                item.delete(condition=cls.state == "claimed")
+            raise
+        with translate_transient():
+            item.update(actions=[cls.state.set("done")])
+        return True

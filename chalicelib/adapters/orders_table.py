@@ -37,7 +37,7 @@ from chalicelib.domain.paging import Page
 from chalicelib.domain.payments import Payment, PaymentStatus
 from chalicelib.domain.products import iso
 
-__all__ = ["OrderItem", "bind_orders_table", "PynamoOrderRepository"]
+__all__ = ["OrderItem", "bind_orders_table", "order_of", "PynamoOrderRepository"]
 
 _MONEY_HELD = (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED)
 
@@ -82,6 +82,8 @@ class OrderItem(Model):
     payment_failure = UnicodeAttribute(null=True)
     stock_held = BooleanAttribute(null=True)
     notified = BooleanAttribute(null=True)
+    seller = UnicodeAttribute(null=True)  # the product's owner and name when the stock was reserved
+    product_name = UnicodeAttribute(null=True)
     # [{"status", "at" (ISO 8601 UTC), "reason"?}], appended to by every move.
     history: ListAttribute[dict[str, str]] = ListAttribute(null=True)
     created_at = UTCDateTimeAttribute()
@@ -106,7 +108,7 @@ def _entry(status: OrderStatus, at: datetime, reason: str | None = None) -> dict
     return entry
 
 
-def _to_order(item: OrderItem) -> Order:
+def order_of(item: OrderItem) -> Order:
     history = tuple(HistoryEntry(OrderStatus(h["status"]), datetime.fromisoformat(h["at"]), h.get("reason"))
                     for h in item.history or ())
     return Order(id=item.id, buyer=item.buyer, product_id=item.product_id, quantity=int(item.quantity),
@@ -115,7 +117,8 @@ def _to_order(item: OrderItem) -> Order:
                  amount_cents=None if item.amount_cents is None else int(item.amount_cents), currency=item.currency,
                  payment=Payment(PaymentStatus(item.payment_status or PaymentStatus.NONE), item.payment_reference,
                                  item.payment_failure),
-                 stock_held=bool(item.stock_held), notified=bool(item.notified), history=history)
+                 stock_held=bool(item.stock_held), notified=bool(item.notified), history=history,
+                 seller=item.seller, product_name=item.product_name)
 
 
 class PynamoOrderRepository:
@@ -153,7 +156,7 @@ class PynamoOrderRepository:
     def get(self, order_id: str) -> Order | None:
         try:
             with translate_transient():
-                return _to_order(self._order.get(order_id, consistent_read=True))
+                return order_of(self._order.get(order_id, consistent_read=True))
         except self._order.DoesNotExist:
             return None
 
@@ -170,7 +173,7 @@ class PynamoOrderRepository:
         # One more than asked tells whether a next page exists without an empty last page.
         results = index.query(hash_key, scan_index_forward=False, limit=limit + 1, page_size=limit + 1,
                               last_evaluated_key=last_key)
-        items = [_to_order(item) for item in results]
+        items = [order_of(item) for item in results]
         if len(items) > limit:
             return Page(items[:limit], last_id=items[limit - 1].id)
         return Page(items, last_id=None)
@@ -182,8 +185,9 @@ class PynamoOrderRepository:
         offers: dict[str, Offer | None] = dict.fromkeys(product_ids)
         with translate_transient():
             for item in self._product.batch_get(list(product_ids), consistent_read=True,
-                                                attributes_to_get=["id", "stock", "price_cents", "currency"]):
-                offers[item.id] = Offer(int(item.stock), int(item.price_cents), item.currency)
+                                                attributes_to_get=["id", "stock", "price_cents", "currency",
+                                                                   "owner", "name"]):
+                offers[item.id] = Offer(int(item.stock), int(item.price_cents), item.currency, item.owner, item.name)
         return offers
 
     def _move(self, to: OrderStatus, buyer: str, now: datetime, reason: str | None = None) -> list[Action]:
@@ -199,7 +203,7 @@ class PynamoOrderRepository:
         product, cls = self._product, self._order
         order_actions = self._move(RESERVED, placed.buyer, now) + [
             cls.amount_cents.set(offer.amount_for(placed.quantity)), cls.currency.set(offer.currency),
-            cls.stock_held.set(True)]
+            cls.stock_held.set(True), cls.seller.set(offer.seller), cls.product_name.set(offer.name)]
         try:
             with translate_transient(), TransactWrite(connection=connection_of(product)) as transaction:
                 # Any version will do: with add_version_condition=False pynamodb only appends

@@ -95,6 +95,9 @@ class Order:
     stock_held: bool = False  # the reserved units are out of the product's stock, not yet put back
     notified: bool = False  # the buyer was e-mailed the confirmation
     history: tuple[HistoryEntry, ...] = ()
+    # What was bought, as it was when the stock was reserved: the product's owner and name.
+    seller: str | None = None
+    product_name: str | None = None
 
     @property
     def ended(self) -> bool:
@@ -132,11 +135,14 @@ class OrderPlaced:
 @dataclass(frozen=True)
 class Offer:
     """What the consumer reads of a product to reserve units of it: the reservation's write is
-    conditioned on all three, so the buyer pays the price of the moment the stock was taken."""
+    conditioned on stock, price and currency, so the buyer pays the price of the moment the stock
+    was taken; the order keeps the seller and name it was bought under."""
 
     stock: int
     price_cents: int
     currency: str
+    seller: str
+    name: str
 
     def amount_for(self, quantity: int) -> int:
         return self.price_cents * quantity

@@ -154,6 +154,30 @@ class OrderPage(_Shape):
     next_cursor: Optional[str] = Field(description="pass back as ?cursor= for the next page; null at the end")
 
 
+class SalesTotals(_Shape):
+    orders: int = Field(description="confirmed orders less the confirmed ones cancelled since")
+    units: int
+    revenue_cents: int = Field(description="the amounts the buyers paid, in the products' currencies' cents")
+
+
+class ProductSalesRow(_Shape):
+    product_id: str = Field(pattern=_ID)
+    name: str = Field(description="the product's newest name (its name when sold, for a deleted product)")
+    orders: int
+    units: int
+    revenue_cents: int
+
+
+class Sales(_Shape):
+    """The caller's sales, from the read model the domain events keep (it trails the orders by
+    their events' delivery, a second or two)."""
+
+    totals: SalesTotals
+    products: list[ProductSalesRow] = Field(description="the caller's products with sales, best revenue first")
+    as_of: Optional[str] = Field(default=None, json_schema_extra={"format": "date-time"},
+                                 description="when the numbers last changed; null before the first sale")
+
+
 class PresignedPost(_Shape):
     """An S3 presigned POST: send every field of `fields`, then the file last, to `url`."""
 
@@ -195,7 +219,7 @@ _REQUESTS: tuple[type[Command], ...] = (CreateProduct, UpdateProduct, PlaceOrder
 _BODY_LIMITS = {model.__name__: model.MAX_BODY_BYTES for model in _REQUESTS}  # what each route reads
 _RESPONSES: tuple[type[BaseModel], ...] = (
     Error, GatewayError, Health, Product, ProductPage, OrderAccepted, Order, OrderPage, ImageUploadTicket,
-    ImportStarted, ImportJob)
+    ImportStarted, ImportJob, Sales)
 
 
 @dataclass(frozen=True)
@@ -274,6 +298,9 @@ OPERATIONS: tuple[Operation, ...] = (
               "Order", (400, 415, *_TOKEN, 403, 404, 409), auth=True, parameters=("OrderId",),
               notes={400: "A body other than none or {}: the cancel takes no fields",
                      409: "The order has ended (rejected, payment_failed, cancelled, failed)"}),
+    Operation("GET", "/sellers/me/sales", "getMySales",
+              "The caller's sales as a seller: confirmed orders less cancelled ones, per product and in total",
+              200, "Sales", (415, *_TOKEN), auth=True),
     Operation("POST", "/imports", "createImport",
               "Start a CSV import: a pending job and a presigned S3 POST for the file", 201, "ImportStarted",
               (*_BODY, *_TOKEN), auth=True, success_headers=("Location",),

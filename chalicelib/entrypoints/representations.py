@@ -7,6 +7,7 @@ from typing import Any, Callable
 from chalicelib.domain.orders import HistoryEntry, Order
 from chalicelib.domain.images import READY, RENDITIONS, ProductImage
 from chalicelib.domain.products import Product, iso
+from chalicelib.domain.sales import SalesReport
 
 __all__ = ["product_json", "image_json", "order_json", "iso"]
 
@@ -59,3 +60,12 @@ def _history_json(entry: HistoryEntry) -> dict[str, Any]:
     if entry.reason:
         body["reason"] = entry.reason
     return body
+
+
+def sales_json(report: SalesReport) -> dict[str, Any]:
+    return {
+        "totals": {"orders": report.orders, "units": report.units, "revenue_cents": report.revenue_cents},
+        "products": [{"product_id": p.product_id, "name": p.name, "orders": p.orders, "units": p.units,
+                      "revenue_cents": p.revenue_cents} for p in report.products],
+        "as_of": None if report.as_of is None else iso(report.as_of),
+    }

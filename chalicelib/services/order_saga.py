@@ -20,9 +20,9 @@ from chalicelib.domain.payments import (
     Payment, PaymentDeclined, PaymentProviderUnavailable, PaymentRefused, PaymentStatus, payment_step_key,
 )
 from chalicelib.services.orders import OrderRepository
-from chalicelib.services.shared import Clock
+from chalicelib.services.shared import Clock, Directory, Mailer
 
-__all__ = ["PaymentProvider", "Mailer", "Directory", "OrderSaga", "StepError", "Ending"]
+__all__ = ["PaymentProvider", "OrderSaga", "StepError", "Ending"]
 
 
 class PaymentProvider(Protocol):
@@ -45,18 +45,6 @@ class PaymentProvider(Protocol):
 
     def refund(self, reference: str, *, idempotency_key: str) -> None:
         """Give back a captured payment in full."""
-
-
-class Mailer(Protocol):
-    def send(self, to: Sequence[str], subject: str, text: str) -> None:
-        """Send a plain-text e-mail; raises DependencyUnavailable when it could not be sent now
-        (retry), MailRejected when SES refused it (a bad address: do not retry)."""
-
-
-class Directory(Protocol):
-    def email_of(self, user_id: str) -> str | None:
-        """The user's e-mail address (the user pool's `email` attribute of the user whose `sub`
-        is `user_id`), None when the user or the attribute does not exist."""
 
 
 class StepError(StorefrontError):

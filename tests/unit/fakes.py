@@ -39,6 +39,9 @@ from chalicelib.domain.storage import ObjectInfo, StoredObject, UploadForm
 from tests.unit.cleanup_fakes import (
     InMemoryCleanupImages, InMemoryCursors, InMemoryExpiringRecords, InMemoryProductLookup,
 )
+from tests.unit.event_fakes import (
+    InMemoryChangeStream, InMemoryEventBus, InMemoryOnce, InMemorySalesProjection, InMemorySalesSources,
+)
 from tests.unit.image_fakes import InMemoryImageRepository
 from tests.unit.import_fakes import InMemoryImportJobs, InMemoryImportTopics, InMemoryImportWriter
 
@@ -206,7 +209,8 @@ class InMemoryOrderRepository:
 
     def _offer(self, product_id: str) -> Offer | None:
         product = self.products.get(product_id)
-        return None if product is None else Offer(product.stock, product.price_cents, product.currency)
+        return None if product is None else Offer(product.stock, product.price_cents, product.currency,
+                                                       product.owner, product.name)
 
     def reserve(self, placed: OrderPlaced, offer: Offer, now: datetime) -> WriteOutcome:
         order = self.items.get(placed.order_id)
@@ -220,7 +224,7 @@ class InMemoryOrderRepository:
         self._change_stock(product, -placed.quantity, now)
         self.items[order.id] = dataclasses.replace(
             self._moved(order, RESERVED, now), amount_cents=offer.amount_for(placed.quantity),
-            currency=offer.currency, stock_held=True)
+            currency=offer.currency, stock_held=True, seller=offer.seller, product_name=offer.name)
         return WriteOutcome.APPLIED
 
     def move(self, order_id: str, buyer: str, *, source: OrderStatus, to: OrderStatus,
@@ -634,11 +638,12 @@ def fake_clients(*, clock: FakeClock | None = None, **overrides: Any) -> Clients
 
         return PillowImageProcessor()
 
+    orders = given("orders", lambda: InMemoryOrderRepository(products, idempotency, clock))
     return Clients(
         verifier=given("verifier", InMemoryTokenVerifier),
         products=products,
         idempotency=idempotency,
-        orders=given("orders", lambda: InMemoryOrderRepository(products, idempotency, clock)),
+        orders=orders,
         order_queue=given("order_queue", InMemoryOrderQueue),
         order_sagas=given("order_sagas", InMemoryOrderSagas),
         payments=given("payments", FakePaymentProvider),
@@ -656,5 +661,10 @@ def fake_clients(*, clock: FakeClock | None = None, **overrides: Any) -> Clients
         product_lookup=given("product_lookup", lambda: InMemoryProductLookup(products)),
         cursors=given("cursors", InMemoryCursors),
         expiring_records=given("expiring_records", InMemoryExpiringRecords),
+        event_bus=given("event_bus", InMemoryEventBus),
+        change_stream=given("change_stream", InMemoryChangeStream),
+        sales=given("sales", lambda: InMemorySalesProjection(clock)),
+        sales_sources=given("sales_sources", lambda: InMemorySalesSources(lambda: orders.items)),
+        once=given("once", InMemoryOnce),
         **overrides,  # an unknown name is a TypeError of Clients
     )

@@ -22,7 +22,7 @@ from tests.unit.fakes import (
 )
 
 APPLIED, ALREADY_APPLIED, STOCK_CHANGED = WriteOutcome.APPLIED, WriteOutcome.ALREADY_APPLIED, WriteOutcome.STOCK_CHANGED
-OFFER = Offer(stock=5, price_cents=1200, currency="EUR")
+OFFER = Offer(stock=5, price_cents=1200, currency="EUR", seller="seller-1", name="Mug")
 
 
 class Tables:
@@ -65,8 +65,8 @@ def test_reserve_takes_the_stock_once_and_only_from_queued(tables):
 
 
 @pytest.mark.parametrize("offer, stock", [
-    (Offer(5, 1100, "EUR"), 5),  # the price changed since the read
-    (Offer(5, 1200, "USD"), 5),  # the currency changed
+    (Offer(5, 1100, "EUR", "seller-1", "Mug"), 5),  # the price changed since the read
+    (Offer(5, 1200, "USD", "seller-1", "Mug"), 5),  # the currency changed
     (OFFER, 1),  # too little stock left at write time
 ])
 def test_reserve_refuses_a_changed_offer_and_changes_nothing(tables, offer, stock):

@@ -103,12 +103,12 @@ def test_a_malformed_message_is_poison(message):
 
 
 def test_enough_stock_reserves():
-    assert decide(Offer(stock=3, price_cents=1200, currency="EUR"), quantity=3) is None
+    assert decide(Offer(stock=3, price_cents=1200, currency="EUR", seller="seller-1", name="Mug"), quantity=3) is None
 
 
 def test_too_little_stock_rejects_as_out_of_stock():
-    assert decide(Offer(stock=2, price_cents=1200, currency="EUR"), quantity=3) == OUT_OF_STOCK
-    assert decide(Offer(stock=0, price_cents=1200, currency="EUR"), quantity=1) == OUT_OF_STOCK
+    assert decide(Offer(stock=2, price_cents=1200, currency="EUR", seller="seller-1", name="Mug"), quantity=3) == OUT_OF_STOCK
+    assert decide(Offer(stock=0, price_cents=1200, currency="EUR", seller="seller-1", name="Mug"), quantity=1) == OUT_OF_STOCK
 
 
 def test_no_product_rejects_as_product_not_found():
@@ -116,4 +116,4 @@ def test_no_product_rejects_as_product_not_found():
 
 
 def test_the_amount_is_the_price_of_the_offer_times_the_quantity():
-    assert Offer(stock=9, price_cents=1250, currency="EUR").amount_for(3) == 3750
+    assert Offer(stock=9, price_cents=1250, currency="EUR", seller="seller-1", name="Mug").amount_for(3) == 3750

@@ -21,6 +21,7 @@ from infra.package import (
     load_handlers_through_app,
     name_functions,
     trace_everything,
+    wire_event_source_mappings,
     wire_sqs_events,
 )
 from infra.policies import POLICIES, policy_document
@@ -36,6 +37,17 @@ RESOURCES: dict[str, Any] = {
                               "maxReceiveCount": 5}}},
         "OrdersQueuePolicy": {"Type": "AWS::SQS::QueuePolicy", "Properties": {}},
         "ProductsTable": {"Type": "AWS::DynamoDB::Table", "Properties": {}},
+        "OrdersTable": {"Type": "AWS::DynamoDB::Table", "Properties": {}},
+        "DomainEventsFailureQueueDeadLetterQueue": {"Type": "AWS::SQS::Queue", "Properties": {}},
+        "DomainEventsFailureQueue": {"Type": "AWS::SQS::Queue", "Properties": {
+            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["DomainEventsFailureQueueDeadLetterQueue", "Arn"]},
+                              "maxReceiveCount": 5}}},
+        **{mapping: {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {
+            "EventSourceArn": {"Fn::GetAtt": [table, "StreamArn"]},
+            "FunctionName": {"Fn::Sub": f"${{AWS::StackName}}-{handler}"},
+            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["DomainEventsFailureQueue", "Arn"]}}}}}
+           for mapping, table, handler in (("ProductChangesMapping", "ProductsTable", "publish_product_events"),
+                                           ("OrderChangesMapping", "OrdersTable", "publish_order_events"))},
     }
 }
 
@@ -68,6 +80,13 @@ def chalice_template() -> dict[str, Any]:
             "ConsumeOrdersRole": _role(),
             "ConsumeOrders": _function("chalicelib.entrypoints.order_events.consume_orders", "ConsumeOrdersRole",
                                        {"ConsumeOrdersSqsEventSource": sqs_event}),
+            # The streams' publishers: pure functions, their mappings are infra/resources.json's.
+            "PublishProductEventsRole": _role(),
+            "PublishProductEvents": _function("chalicelib.entrypoints.stream_events.publish_product_events",
+                                              "PublishProductEventsRole"),
+            "PublishOrderEventsRole": _role(),
+            "PublishOrderEvents": _function("chalicelib.entrypoints.stream_events.publish_order_events",
+                                            "PublishOrderEventsRole"),
             **copy.deepcopy(RESOURCES["Resources"]),
         },
         "Outputs": {},
@@ -75,7 +94,37 @@ def chalice_template() -> dict[str, Any]:
 
 
 def test_functions_are_found_by_their_chalice_names() -> None:
-    assert functions(chalice_template()) == {"api_handler": "APIHandler", "consume_orders": "ConsumeOrders"}
+    assert functions(chalice_template()) == {"api_handler": "APIHandler", "consume_orders": "ConsumeOrders",
+                                             "publish_product_events": "PublishProductEvents",
+                                             "publish_order_events": "PublishOrderEvents"}
+
+
+def test_a_stream_mapping_waits_for_the_function_it_names() -> None:
+    template = chalice_template()
+
+    wire_event_source_mappings(template)
+
+    assert template["Resources"]["ProductChangesMapping"]["DependsOn"] == ["PublishProductEvents"]
+    assert template["Resources"]["OrderChangesMapping"]["DependsOn"] == ["PublishOrderEvents"]
+
+
+def test_a_stream_mapping_naming_no_function_of_the_app_is_refused() -> None:
+    template = chalice_template()
+    del template["Resources"]["PublishOrderEvents"]
+
+    with pytest.raises(ValueError, match="OrderChangesMapping: the app has no function 'publish_order_events'"):
+        wire_event_source_mappings(template)
+
+
+def test_streams_falling_behind_and_batches_given_up_on_are_alarmed() -> None:
+    template = finish(chalice_template(), resources=RESOURCES, stage="dev")
+    resources = template["Resources"]
+
+    age = resources["ProductChangesMappingIteratorAgeAlarm"]["Properties"]
+    assert (age["MetricName"], age["Threshold"]) == ("IteratorAge", 60_000)
+    assert age["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "PublishProductEvents"}}]
+    assert "DomainEventsFailureQueueDepthAlarm" in resources
+    assert "DomainEventsFailureQueueDeadLetterQueueDepthAlarm" in resources
 
 
 def test_event_handlers_are_loaded_through_app_py_and_keep_their_names() -> None:
@@ -85,7 +134,10 @@ def test_event_handlers_are_loaded_through_app_py_and_keep_their_names() -> None
 
     assert template["Resources"]["ConsumeOrders"]["Properties"]["Handler"] == "app.consume_orders"
     assert template["Resources"]["APIHandler"]["Properties"]["Handler"] == "app.app"
-    assert functions(template) == {"api_handler": "APIHandler", "consume_orders": "ConsumeOrders"}
+    assert template["Resources"]["PublishOrderEvents"]["Properties"]["Handler"] == "app.publish_order_events"
+    assert functions(template) == {"api_handler": "APIHandler", "consume_orders": "ConsumeOrders",
+                                   "publish_product_events": "PublishProductEvents",
+                                   "publish_order_events": "PublishOrderEvents"}
 
 
 def test_an_sqs_event_names_its_queue_by_reference_and_reports_partial_batch_failures() -> None:
@@ -143,7 +195,10 @@ def test_every_policy_grants_logs_on_its_own_log_group_and_tracing() -> None:
                                  "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]}
     assert set(POLICIES) == {"api_handler", "consume_orders", "orders_dead_letter", "order_saga_payment",
                              "order_saga_order", "order_saga_notify", "process_images", "dispatch_import",
-                             "import_chunk", "dispatch_import_dead_letter", "import_chunk_dead_letter", "cleanup"}
+                             "import_chunk", "dispatch_import_dead_letter", "import_chunk_dead_letter", "cleanup",
+                             "publish_product_events", "publish_order_events", "recover_lost_changes",
+                             "project_sales", "sales_dead_letter", "email_low_stock", "low_stock_dead_letter",
+                             "rebuild_sales"}
 
 
 def test_functions_are_named_after_the_stack_and_log_to_a_group_with_retention() -> None:
@@ -166,7 +221,11 @@ def test_every_function_is_told_every_app_resource_by_the_env_var_rule() -> None
 
     variables = template["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
     assert variables == {"STAGE": "dev", "ORDERS_QUEUE_DEAD_LETTER_QUEUE": {"Ref": "OrdersQueueDeadLetterQueue"},
-                         "ORDERS_QUEUE": {"Ref": "OrdersQueue"}, "PRODUCTS_TABLE": {"Ref": "ProductsTable"}}
+                         "ORDERS_QUEUE": {"Ref": "OrdersQueue"}, "PRODUCTS_TABLE": {"Ref": "ProductsTable"},
+                         "ORDERS_TABLE": {"Ref": "OrdersTable"},
+                         "DOMAIN_EVENTS_FAILURE_QUEUE": {"Ref": "DomainEventsFailureQueue"},
+                         "DOMAIN_EVENTS_FAILURE_QUEUE_DEAD_LETTER_QUEUE": {
+                             "Ref": "DomainEventsFailureQueueDeadLetterQueue"}}
 
 
 def test_a_stage_variable_that_would_hide_a_resource_variable_is_refused() -> None:
@@ -218,7 +277,10 @@ def test_every_dead_letter_queue_and_every_function_has_an_alarm_to_the_alarm_to
     add_alarms(template)
 
     alarms = {i: r["Properties"] for i, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    assert set(alarms) == {"OrdersQueueDeadLetterQueueDepthAlarm", "APIHandlerErrorsAlarm", "ConsumeOrdersErrorsAlarm"}
+    assert set(alarms) == {"OrdersQueueDeadLetterQueueDepthAlarm", "APIHandlerErrorsAlarm", "ConsumeOrdersErrorsAlarm",
+                           "PublishProductEventsErrorsAlarm", "PublishOrderEventsErrorsAlarm",
+                           "DomainEventsFailureQueueDeadLetterQueueDepthAlarm", "DomainEventsFailureQueueDepthAlarm",
+                           "ProductChangesMappingIteratorAgeAlarm", "OrderChangesMappingIteratorAgeAlarm"}
     dlq = alarms["OrdersQueueDeadLetterQueueDepthAlarm"]
     assert (dlq["Namespace"], dlq["MetricName"], dlq["Threshold"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible", 1)
     assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["OrdersQueueDeadLetterQueue",

@@ -1,0 +1,98 @@
+"""The sales read model (CQRS): kept by domain events, read in one query, rebuilt from the tables.
+
+`SalesService.on_event` counts an order event's fact once, or takes a product's newer name; each is
+one write of the read model. `report` is one query of the seller's rows. `rebuild` empties the
+model and counts every order's facts again through the same writes, so live events arriving during
+a rebuild are neither lost nor counted twice (a fact counts once, whoever counts it first).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from chalicelib.domain.errors import PoisonMessage
+from chalicelib.domain.orders import Order, WriteOutcome
+from chalicelib.domain.sales import NameChange, ProductSales, SaleFact, SalesReport, fact_of_event, facts_of_order, report
+
+__all__ = ["SalesProjection", "SalesSources", "SalesService", "Rebuilt"]
+
+
+class SalesProjection(Protocol):
+    def count(self, fact: SaleFact) -> WriteOutcome:
+        """Add the fact to its product's row unless its key was counted (ALREADY_APPLIED)."""
+
+    def rename(self, change: NameChange) -> WriteOutcome:
+        """Take the name if it is newer than the row's (ALREADY_APPLIED otherwise)."""
+
+    def sales_of(self, seller: str) -> list[ProductSales]:
+        """The seller's rows that count at least one fact."""
+
+    def clear(self) -> int:
+        """Delete every row and every counted key; returns how many items went."""
+
+
+class SalesSources(Protocol):
+    """The write side, read whole (a rebuild's scans)."""
+
+    def orders(self) -> Iterable[Order]: ...
+
+    def product_names(self) -> Iterable[NameChange]: ...
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    cleared: int
+    orders: int
+    facts: int
+    names: int
+    seconds: float
+
+
+class SalesService:
+    def __init__(self, projection: SalesProjection, sources: SalesSources, *, rebuild_workers: int = 8) -> None:
+        self._projection = projection
+        self._sources = sources
+        self._workers = rebuild_workers
+
+    def on_event(self, detail_type: str, detail: Mapping[str, Any]) -> WriteOutcome | None:
+        """Apply one event of the bus; returns what the write did (None: the event counts
+        nothing). Raises PoisonMessage for an event without the fields it needs."""
+        if detail_type in ("ProductCreated", "ProductUpdated"):
+            return self._projection.rename(_name_change(detail))
+        fact = fact_of_event(detail_type, detail)
+        return None if fact is None else self._projection.count(fact)
+
+    def report(self, seller: str) -> SalesReport:
+        return report(self._projection.sales_of(seller))
+
+    def rebuild(self) -> Rebuilt:
+        """Empty the read model, then count every order's facts and take every product's name."""
+        started = time.monotonic()
+        cleared = self._projection.clear()
+        orders = facts = names = 0
+        with ThreadPoolExecutor(self._workers, thread_name_prefix="rebuild-sales") as pool:
+            pending = []
+            for order in self._sources.orders():
+                orders += 1
+                for fact in facts_of_order(order):
+                    facts += 1
+                    pending.append(pool.submit(self._projection.count, fact))
+            for change in self._sources.product_names():
+                names += 1
+                pending.append(pool.submit(self._projection.rename, change))
+            for future in pending:
+                future.result()  # a write that failed fails the rebuild, which can be run again
+        return Rebuilt(cleared=cleared, orders=orders, facts=facts, names=names,
+                       seconds=round(time.monotonic() - started, 3))
+
+
+def _name_change(detail: Mapping[str, Any]) -> NameChange:
+    seller, product_id, name, version = (detail.get(k) for k in ("owner", "product_id", "name", "version"))
+    if not (isinstance(seller, str) and isinstance(product_id, str) and isinstance(name, str)
+            and type(version) is int):
+        raise PoisonMessage("a product event without owner, product_id, name and version")
+    return NameChange(seller, product_id, name, version)
