@@ -54,7 +54,7 @@ from chalicelib.services.orders import OrderConsumer, OrderQueue, OrderRepositor
 from chalicelib.services.low_stock import LowStockNotifier, Once
 from chalicelib.services.products import ProductRepository, ProductService
 from chalicelib.services.sales import SalesProjection, SalesService, SalesSources
-from chalicelib.services.shared import Clock, Directory, IdempotencyStore, IdFactory, Mailer
+from chalicelib.services.shared import Clock, Directory, IdempotencyStore, IdFactory, Mailer, TraceHeader
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -142,9 +142,11 @@ class Services:
         return self.build_cleanup()
 
 
-def aws_clients(settings: Settings, *, aws: AwsClients | None = None, clock: Clock = utc_now) -> Clients:
+def aws_clients(settings: Settings, *, aws: AwsClients | None = None, clock: Clock = utc_now,
+                trace_header: TraceHeader = lambda: None) -> Clients:
     """The real adapters for `settings`' resources; `aws` holds the boto3 clients (made on first
-    use), so a test can reach the same clients the adapters use."""
+    use), so a test can reach the same clients the adapters use. `trace_header`: the current X-Ray
+    header, which product and order writes keep on the item for their stream's events."""
     s = settings
     aws = aws or AwsClients(s.region)
     product = bind_products_table(table=s.products_table, region=s.region)
@@ -160,9 +162,9 @@ def aws_clients(settings: Settings, *, aws: AwsClients | None = None, clock: Clo
     imports_bucket = S3Bucket(s3, s.imports_bucket)
     return Clients(
         verifier=CognitoTokenVerifier(issuer=s.issuer, client_id=s.user_pool_client_id, jwks_url=s.jwks_url),
-        products=PynamoProductRepository(product, idempotency),
+        products=PynamoProductRepository(product, idempotency, trace_header=trace_header),
         idempotency=PynamoIdempotencyStore(idempotency),
-        orders=PynamoOrderRepository(order, product, idempotency),
+        orders=PynamoOrderRepository(order, product, idempotency, trace_header=trace_header),
         order_queue=SqsOrderQueue(lambda: aws.sqs, s.orders_queue),
         order_sagas=StepFunctionsOrderSagas(lambda: aws.stepfunctions, s.order_saga_state_machine),
         payments=StripePayments(lambda: aws.secretsmanager, s.payments_api_key_secret, api_url=s.payments_api_url),
@@ -198,9 +200,9 @@ def bootstrap(settings: Settings | None = None, *, clients: Clients | None = Non
     """Wire the services for `settings` (read from the environment by default) over `clients`
     (the real AWS adapters by default). `tracer`: X-Ray unless settings say tracing is off."""
     s = settings or load_settings()
-    c = clients or aws_clients(s, clock=clock)
     if tracer is None:
         tracer = _tracer(s)
+    c = clients or aws_clients(s, clock=clock, trace_header=tracer.propagation_header)
     ttl = timedelta(hours=s.idempotency_ttl_hours)
 
     def cleanup() -> CleanupService:

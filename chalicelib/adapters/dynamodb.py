@@ -19,14 +19,16 @@ from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar, cast
 
 from botocore.exceptions import ClientError
+from pynamodb.attributes import Attribute
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.expressions.update import Action
 from pynamodb.indexes import Index
 from pynamodb.models import Model
 
 from chalicelib.domain.errors import DependencyUnavailable
 
-__all__ = ["bind", "connection_of", "condition_failed", "cancellation_codes", "is_transient",
+__all__ = ["stamp_trace", "bind", "connection_of", "condition_failed", "cancellation_codes", "is_transient",
            "is_conflict", "translate_transient", "answers_throttling", "CONDITION_FAILED"]
 
 M = TypeVar("M", bound=Model)
@@ -107,3 +109,9 @@ def answers_throttling(method: Callable[P, R]) -> Callable[P, R]:
             return method(*args, **kwargs)
 
     return wrapper
+
+
+def stamp_trace(attribute: Attribute[str], header: str | None) -> list[Action]:
+    """The write's X-Ray header set on the item (none when not traced): the table's stream hands
+    it to the change's events, which join the writer's trace."""
+    return [] if header is None else [attribute.set(header)]

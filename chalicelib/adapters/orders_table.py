@@ -9,7 +9,7 @@ money held.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 
 from pynamodb.attributes import (
@@ -24,7 +24,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamodb import (
     CONDITION_FAILED, answers_throttling, bind, cancellation_codes, condition_failed, connection_of, is_conflict,
-    translate_transient,
+    stamp_trace, translate_transient,
 )
 from chalicelib.adapters.idempotency_table import IdempotencyItem, save_remembering
 from chalicelib.adapters.products_table import ProductItem
@@ -84,6 +84,7 @@ class OrderItem(Model):
     notified = BooleanAttribute(null=True)
     seller = UnicodeAttribute(null=True)  # the product's owner and name when the stock was reserved
     product_name = UnicodeAttribute(null=True)
+    trace_header = UnicodeAttribute(null=True)  # the last move's X-Ray header (see ProductItem)
     # [{"status", "at" (ISO 8601 UTC), "reason"?}], appended to by every move.
     history: ListAttribute[dict[str, str]] = ListAttribute(null=True)
     created_at = UTCDateTimeAttribute()
@@ -126,10 +127,12 @@ class PynamoOrderRepository:
     record comes back from the queue, a saga step is retried by the state machine."""
 
     def __init__(self, order_model: type[OrderItem], product_model: type[ProductItem],
-                 idempotency_model: type[IdempotencyItem]) -> None:
+                 idempotency_model: type[IdempotencyItem], *,
+                 trace_header: Callable[[], str | None] = lambda: None) -> None:
         self._order = order_model
         self._product = product_model
         self._idempotency = idempotency_model
+        self._trace_header = trace_header
 
     def add(self, order: Order, remember: IdempotencyRecord | None = None) -> None:
         item = self._order(order.id, buyer=order.buyer, product_id=order.product_id, quantity=order.quantity,
@@ -194,7 +197,8 @@ class PynamoOrderRepository:
         cls = self._order
         actions: list[Action] = [cls.status.set(to), cls.buyer_status.set(_buyer_status(buyer, to)),
                                  cls.updated_at.set(now),
-                                 cls.history.set((cls.history | []).append([_entry(to, now, reason)]))]
+                                 cls.history.set((cls.history | []).append([_entry(to, now, reason)])),
+                                 *stamp_trace(cls.trace_header, self._trace_header())]
         if reason is not None:
             actions.append(cls.reason.set(reason))
         return actions
@@ -210,7 +214,8 @@ class PynamoOrderRepository:
                 # "version + 1" (a stock change is a change); stock, price and currency are the guard.
                 transaction.update(
                     product(placed.product_id, version=0),
-                    actions=[product.stock.add(-placed.quantity), product.updated_at.set(now)],
+                    actions=[product.stock.add(-placed.quantity), product.updated_at.set(now),
+                             *stamp_trace(product.trace_header, self._trace_header())],
                     condition=(product.id.exists() & (product.stock >= placed.quantity)
                                & (product.price_cents == offer.price_cents) & (product.currency == offer.currency)),
                     add_version_condition=False)
@@ -278,7 +283,8 @@ class PynamoOrderRepository:
         try:
             with translate_transient(), TransactWrite(connection=connection_of(product)) as transaction:
                 transaction.update(product(order.product_id, version=0),
-                                   actions=[product.stock.add(order.quantity), product.updated_at.set(now)],
+                                   actions=[product.stock.add(order.quantity), product.updated_at.set(now),
+                                            *stamp_trace(product.trace_header, self._trace_header())],
                                    condition=product.id.exists(), add_version_condition=False)
                 transaction.update(cls(order.id), actions=release, condition=held)
         except TransactWriteError as exc:

@@ -7,7 +7,7 @@ storefront outgrowing that would shard the value (catalog#0..N) and merge pages.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ from pynamodb.exceptions import DeleteError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from chalicelib.adapters.dynamodb import answers_throttling, bind, condition_failed
+from chalicelib.adapters.dynamodb import answers_throttling, bind, condition_failed, stamp_trace
 from chalicelib.adapters.idempotency_table import IdempotencyItem, save_remembering
 from chalicelib.adapters.image_table import product_images
 from chalicelib.domain.errors import ConditionNotMet
@@ -65,6 +65,9 @@ class ProductItem(Model):
     updated_at = UTCDateTimeAttribute()
     # image id -> status, size and rendition keys: written by adapters/image_table.py only
     images: MapAttribute[str, Any] = MapAttribute(null=True)
+    # The X-Ray header of the request that last wrote the item: its stream change's events join
+    # that trace (adapters/dynamodb_streams.py reads it).
+    trace_header = UnicodeAttribute(null=True)
     owner_index: OwnerIndex
     catalog_index: CatalogIndex
 
@@ -83,9 +86,11 @@ def _to_product(item: ProductItem) -> Product:
 
 
 class PynamoProductRepository:
-    def __init__(self, product: type[ProductItem], idempotency: type[IdempotencyItem]) -> None:
+    def __init__(self, product: type[ProductItem], idempotency: type[IdempotencyItem], *,
+                 trace_header: Callable[[], str | None] = lambda: None) -> None:
         self._product = product
         self._idempotency = idempotency
+        self._trace_header = trace_header
 
     @answers_throttling
     def get(self, product_id: str) -> Product | None:
@@ -99,7 +104,7 @@ class PynamoProductRepository:
         item = self._product(
             product.id, owner=product.owner, name=product.name, description=product.description,
             price_cents=product.price_cents, currency=product.currency, stock=product.stock,
-            created_at=product.created_at, updated_at=product.updated_at)
+            created_at=product.created_at, updated_at=product.updated_at, trace_header=self._trace_header())
         if remember is None:
             item.save()  # the version attribute makes this a put-if-absent
             return
@@ -112,6 +117,7 @@ class PynamoProductRepository:
         item = cls(product_id, version=expected_version)
         actions = [getattr(cls, name).set(value) for name, value in changes.items()]
         actions.append(cls.updated_at.set(now))
+        actions.extend(stamp_trace(cls.trace_header, self._trace_header()))
         try:
             item.update(actions=actions, condition=cls.owner == owner)
         except UpdateError as exc:
