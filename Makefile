@@ -17,7 +17,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 CHECKOV := $(VENV)/checkov/bin/checkov
 PIP_INSTALL = PIP_DISABLE_PIP_VERSION_CHECK=1 $(1) -m pip install --quiet --require-hashes --only-binary=:all: -r $(2)
 
-.PHONY: run test typecheck test-faults token bench clean cleanup fire package deploy traces traces-ui lock mail
+.PHONY: run test typecheck test-faults token bench clean cleanup fire package deploy traces traces-ui lock mail rebuild-sales
 
 $(PYTHON_STAMP):
 	@if [ -x $(PY) ] && ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then \
@@ -96,6 +96,11 @@ fire: $(RUN_STAMP)
 ## cleanup [NOW=iso]: run the hourly cleanup on the running stack now, as if at NOW (default: now)
 cleanup: $(RUN_STAMP)
 	$(PY) -m devstack fire cleanup $(if $(NOW),--at $(NOW))
+
+## rebuild-sales: rebuild the sales read model from the orders and products tables (the running local
+## stack's rebuild_sales function; on AWS: aws lambda invoke --function-name <stack>-rebuild_sales out.json)
+rebuild-sales: $(RUN_STAMP)
+	$(PY) -m devstack invoke rebuild_sales
 
 ## traces [FILTER='order_id = "..."'] [TRACE=id] [MINUTES=60] [AWS_PROFILE=p]: recent traces and cost per
 ## function in the terminal, or one trace as a timeline (the running local stack; a real account only

@@ -1,4 +1,5 @@
-"""`python -m devstack run | token USER | fire SCHEDULE [--at ISO] | traces [...] | traces-ui [...] | mail [--limit N]`
+"""`python -m devstack run | token USER | fire SCHEDULE [--at ISO] | invoke FUNCTION [--event JSON] | traces [...] |
+traces-ui [...] | mail [--limit N]`
 (Makefile targets)."""
 
 from __future__ import annotations
@@ -80,10 +81,23 @@ def token(username: str) -> int:
 
 
 def fire(schedule: str, at: str | None) -> int:
+    return _post(f"/api/schedules/{schedule}/fire", {"at": at} if at else {})
+
+
+def invoke(function: str, event: str) -> int:
+    try:
+        payload = json.loads(event)
+    except ValueError as exc:
+        print(f"error: the event is not JSON: {exc}", file=sys.stderr)
+        return 2
+    return _post(f"/api/functions/{function}/invoke", payload)
+
+
+def _post(path: str, body: object) -> int:
     e = _endpoints()
     request = urllib.request.Request(
-        f"{e['trace_viewer']}/api/schedules/{schedule}/fire", method="POST",
-        data=json.dumps({"at": at} if at else {}).encode(), headers={"Content-Type": "application/json"})
+        f"{e['trace_viewer']}{path}", method="POST",
+        data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=900) as response:
             print(response.read().decode())
@@ -188,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     fire_cmd = commands.add_parser("fire", help="run a schedule now on the running stack")
     fire_cmd.add_argument("schedule")
     fire_cmd.add_argument("--at", help="the event's time, ISO 8601 (default: now)")
+    invoke_cmd = commands.add_parser("invoke", help="invoke a function on the running stack, as aws lambda invoke")
+    invoke_cmd.add_argument("function", help="its handler's name, e.g. rebuild_sales")
+    invoke_cmd.add_argument("--event", default="{}", help="the event, JSON (default {})")
     for name, helptext in (("traces", "recent traces as a table, or one as a timeline (--trace)"),
                            ("traces-ui", "the trace viewer alone, e.g. against a real account (--profile)")):
         cmd = commands.add_parser(name, help=helptext)
@@ -225,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         return token(args.username)
     if args.command == "mail":
         return mail(args.limit)
+    if args.command == "invoke":
+        return invoke(args.function, args.event)
     return fire(args.schedule, args.at)
 
 

@@ -157,6 +157,25 @@ class Console:
             "upstream": [t.id for t in upstream], "downstream": [t.id for t in downstream],
             "related": {label: [t.id for t in others] for label, others in sharing.items()}})
 
+    def _invoke(self, request: BaseHTTPRequestHandler, name: str) -> None:
+        """`POST /api/functions/<handler>/invoke` with the event as the body: a synchronous Invoke
+        (`aws lambda invoke` on AWS), for functions run by hand such as rebuild_sales."""
+        length = int(request.headers.get("Content-Length") or 0)
+        try:
+            event = json.loads(request.rfile.read(length) or b"{}")
+            function = self._emulator.function(name)
+        except ValueError as exc:
+            self._send(request, 400, {"Code": "BadRequestError", "Message": f"the event is not JSON: {exc}"})
+            return
+        except KeyError:
+            self._send(request, 404, {"Code": "NotFoundError", "Message": f"no function {name}"})
+            return
+        outcome = self._emulator.invoke(function, event, records=0)
+        if outcome.ok:
+            self._send(request, 200, {"function": name, "result": outcome.result})
+        else:
+            self._send(request, 500, outcome.error_response(function))
+
     def _post(self, request: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(request.path).path.strip("/").split("/")
         if self._emulator is not None and len(parts) == 4 and parts[:2] == ["api", "schedules"] and parts[3] == "fire":
@@ -177,5 +196,7 @@ class Console:
                 self._send(request, 500, {"Code": type(exc).__name__, "Message": str(exc)})
                 return
             self._send(request, 200, {"schedule": parts[2], "result": result})
+        elif self._emulator is not None and len(parts) == 4 and parts[:2] == ["api", "functions"] and parts[3] == "invoke":
+            self._invoke(request, parts[2])
         else:
             self._send(request, 404, {"Code": "NotFoundError", "Message": "no such action"})
