@@ -35,10 +35,13 @@ def test_the_app_is_told_about_every_resource_except_wiring_roles_and_log_groups
     assert "ProductsTable" in names and "UploadsBucket" in names and "UserPoolClient" in names
     assert "OrdersQueueDeadLetterQueue" in names
     assert "OrderSagaStateMachine" in names
-    assert not {"ImageUploadsQueuePolicy", "ImportChunksSubscription", "OrderSagaRole", "OrderSagaLogGroup"} & set(names)
+    assert "EventBus" in names
+    assert not {"ImageUploadsQueuePolicy", "ImportChunksSubscription", "OrderSagaRole", "OrderSagaLogGroup",
+                "SalesOrderEventsRule", "EventArchive", "ProductChangesMapping"} & set(names)
     assert set(names) == {
         i for i, r in template["Resources"].items()
-        if r["Type"] not in ("AWS::SQS::QueuePolicy", "AWS::SNS::Subscription", "AWS::IAM::Role", "AWS::Logs::LogGroup")
+        if r["Type"] not in ("AWS::SQS::QueuePolicy", "AWS::SNS::Subscription", "AWS::IAM::Role", "AWS::Logs::LogGroup",
+                             "AWS::Events::Rule", "AWS::Events::Archive", "AWS::Lambda::EventSourceMapping")
     }
 
 
