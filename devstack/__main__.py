@@ -52,6 +52,7 @@ def run() -> int:
     API            {e['api']}
     AWS endpoint   {e['aws_endpoint']}   (aws --endpoint-url {e['aws_endpoint']} ...)
     trace viewer   {e['trace_viewer']}
+    event bus      {e['event_bus']}   (aws events list-rules --event-bus-name {e['event_bus']})
     mailbox        {e['mailbox']}   (make mail)
     payments       {e['payments']}   (the stand-in provider; test cards pm_card_visa, ...)
     endpoints      {os.path.relpath(stack.endpoints_file)}

@@ -76,7 +76,7 @@ def provision(
             result = SUPPORTED_TYPES[type_].create(ctx, logical_id, props)
         except (ClientError, BotoCoreError) as err:
             raise ProvisionError(f"{logical_id} ({type_}): {err}") from err
-        created[logical_id] = ProvisionedResource(logical_id, type_, result.ref, result.attributes)
+        created[logical_id] = ProvisionedResource(logical_id, type_, result.ref, result.attributes, props)
 
     return Provisioned(
         endpoint_url=endpoint_url,

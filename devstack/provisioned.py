@@ -9,8 +9,11 @@ from typing import Any
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
+from devstack.event_rules import StreamMapping
 from devstack.resource_types import (
     DYNAMODB_TABLE,
+    EVENT_BUS,
+    EVENT_SOURCE_MAPPING,
     NO_SUCH_QUEUE,
     S3_BUCKET,
     SNS_TOPIC,
@@ -40,6 +43,8 @@ class ProvisionedResource:
     type: str
     ref: str
     attributes: Mapping[str, str]
+    # The evaluated properties, for what the local stack runs itself (stream mappings).
+    properties: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -59,14 +64,24 @@ class Provisioned:
         """The app's resource env vars: ``PRODUCTS_TABLE`` -> table name, ``ORDERS_QUEUE`` -> URL, ..."""
         return {env_var_name(i): self.resources[i].ref for i in self.app_ids}
 
+    def stream_mappings(self) -> list[StreamMapping]:
+        """The template's DynamoDB stream event source mappings, for the emulator's stream pollers.
+
+        Raises ValueError for a mapping the local poller cannot honour.
+        """
+        return [StreamMapping.from_properties(r.logical_id, r.ref, r.properties)
+                for r in self.resources.values() if r.type == EVENT_SOURCE_MAPPING]
+
     def summary(self) -> dict[str, Any]:
-        """Buckets, tables, queues, topics, state machines and the user pool, as .devstack/endpoints.json shows them."""
+        """Buckets, tables, queues, topics, state machines, the event bus and the user pool, as
+        .devstack/endpoints.json shows them."""
         return {
             "buckets": self._refs_of(S3_BUCKET),
             "tables": self._refs_of(DYNAMODB_TABLE),
             "queues": self._refs_of(SQS_QUEUE),
             "topics": self._refs_of(SNS_TOPIC),
             "state_machines": self._refs_of(STATE_MACHINE),
+            "event_bus": next(iter(self._refs_of(EVENT_BUS).values()), None),
             "user_pool_id": next(iter(self._refs_of(USER_POOL).values()), None),
             "user_pool_client_id": next(iter(self._refs_of(USER_POOL_CLIENT).values()), None),
         }

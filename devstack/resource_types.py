@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ import boto3
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
+from devstack.event_rules import STREAM_MAPPING_PROPERTIES, check_stream_mapping
 from devstack.template import StackIdentity, TemplateError, physical_name
 
 __all__ = [
@@ -45,6 +47,10 @@ IAM_ROLE = "AWS::IAM::Role"
 LOG_GROUP = "AWS::Logs::LogGroup"
 STATE_MACHINE = "AWS::StepFunctions::StateMachine"
 SECRET = "AWS::SecretsManager::Secret"
+EVENT_BUS = "AWS::Events::EventBus"
+EVENT_ARCHIVE = "AWS::Events::Archive"
+EVENT_RULE = "AWS::Events::Rule"
+EVENT_SOURCE_MAPPING = "AWS::Lambda::EventSourceMapping"
 
 # Properties with no local meaning: moto neither encrypts, backs up nor bills, and tags change
 # no behaviour the app can see.
@@ -60,6 +66,8 @@ IGNORED_PROPERTIES: Mapping[str, frozenset[str]] = {
     STATE_MACHINE: frozenset({"LoggingConfiguration", "TracingConfiguration", "Tags"}),
     LOG_GROUP: frozenset({"RetentionInDays", "Tags"}),
     SECRET: frozenset({"KmsKeyId", "Tags"}),
+    EVENT_BUS: frozenset({"KmsKeyIdentifier", "Tags"}),
+    EVENT_ARCHIVE: frozenset({"KmsKeyIdentifier"}),
 }
 
 
@@ -628,6 +636,130 @@ def _generated_secret(sm: Any, generate: Mapping[str, Any]) -> str:
     return json.dumps(document)
 
 
+# --- EventBridge ------------------------------------------------------------------------------
+
+
+def _create_event_bus(ctx: ResourceContext, logical_id: str, props: dict[str, Any]) -> Created:
+    events = ctx.client("events")
+    name = props["Name"]
+    try:
+        arn = events.describe_event_bus(Name=name)["Arn"]
+    except ClientError as err:
+        if error_code(err) != "ResourceNotFoundException":
+            raise
+        params = {"Name": name, **({"Description": props["Description"]} if "Description" in props else {})}
+        arn = events.create_event_bus(**params)["EventBusArn"]
+    return Created(name, {"Arn": arn, "Name": name})
+
+
+def _create_archive(ctx: ResourceContext, logical_id: str, props: dict[str, Any]) -> Created:
+    events = ctx.client("events")
+    # Archive names: at most 48 characters of [.-_A-Za-z0-9].
+    name = props.get("ArchiveName") or ctx.name(logical_id, max_length=48)
+    try:
+        arn = events.describe_archive(ArchiveName=name)["ArchiveArn"]
+    except ClientError as err:
+        if error_code(err) != "ResourceNotFoundException":
+            raise
+        params: dict[str, Any] = {"ArchiveName": name, "EventSourceArn": props["SourceArn"]}
+        if "Description" in props:
+            params["Description"] = props["Description"]
+        if "EventPattern" in props:
+            params["EventPattern"] = _attribute_value(props["EventPattern"])
+        if "RetentionDays" in props:
+            params["RetentionDays"] = int(props["RetentionDays"])
+        arn = events.create_archive(**params)["ArchiveArn"]
+    return Created(name, {"Arn": arn, "ArchiveName": name})
+
+
+# The target settings the local bus honours for an SQS target. moto ignores Input and InputPath
+# (see LOCAL-AWS-FACTS), so they are refused rather than silently dropped.
+_RULE_TARGET_KEYS = frozenset({"Id", "Arn", "RetryPolicy", "DeadLetterConfig", "SqsParameters"})
+# The pattern operators moto 5.2.5's EventPattern implements (moto/events/models.py); it treats
+# an operator it does not know as matching everything, so any other is refused here.
+_PATTERN_OPERATORS = frozenset({"prefix", "suffix", "equals-ignore-case", "numeric", "anything-but",
+                                "exists", "cidr", "wildcard"})
+
+
+def _validate_rule(logical_id: str, props: Mapping[str, Any]) -> None:
+    if "ScheduleExpression" in props:
+        # moto accepts schedules and never fires them; the app's schedules are Chalice's own.
+        raise TemplateError(f"{logical_id}: ScheduleExpression rules are not supported locally")
+    if "EventPattern" not in props:
+        raise TemplateError(f"{logical_id}: a rule needs an EventPattern locally")
+    _check_pattern(logical_id, props["EventPattern"], "")
+    for target in props.get("Targets", []):
+        unknown = sorted(set(target) - _RULE_TARGET_KEYS)
+        if unknown:
+            raise TemplateError(f"{logical_id}: rule target keys not supported locally: {', '.join(unknown)}")
+
+
+def _check_pattern(logical_id: str, node: Any, path: str) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$or":
+                for branch in value:
+                    _check_pattern(logical_id, branch, path)
+            else:
+                _check_pattern(logical_id, value, f"{path}.{key}" if path else key)
+    elif isinstance(node, list):
+        for item in node:
+            if isinstance(item, dict):
+                unknown = sorted(set(item) - _PATTERN_OPERATORS)
+                if unknown:
+                    raise TemplateError(f"{logical_id}: pattern operator {', '.join(unknown)} at {path!r} "
+                                        "is not matched by the local bus (moto)")
+    else:
+        raise TemplateError(f"{logical_id}: pattern value at {path!r} must be a list or an object")
+
+
+def _create_rule(ctx: ResourceContext, logical_id: str, props: dict[str, Any]) -> Created:
+    events = ctx.client("events")
+    name = props.get("Name") or ctx.name(logical_id, max_length=64)
+    bus = props.get("EventBusName", "default")
+    params: dict[str, Any] = {"Name": name, "EventBusName": bus, "EventPattern": _attribute_value(props["EventPattern"]),
+                              "State": props.get("State", "ENABLED")}
+    if "Description" in props:
+        params["Description"] = props["Description"]
+    # PutRule replaces the rule of that name and keeps its targets: a re-run is idempotent.
+    arn = events.put_rule(**params)["RuleArn"]
+    targets = props.get("Targets", [])
+    for target in targets:
+        if ":sqs:" not in str(target["Arn"]):
+            # moto would invoke a Lambda target through its own Lambda (Docker): target SQS instead.
+            raise TemplateError(f"{logical_id}: only SQS rule targets are supported locally, got {target['Arn']}")
+    if targets:
+        response = events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+        if response.get("FailedEntryCount"):
+            raise TemplateError(f"{logical_id}: targets refused: {response['FailedEntries']}")
+    # CloudFormation's Ref of a rule on a custom bus is "<bus>|<rule>".
+    ref = name if bus == "default" else f"{bus}|{name}"
+    return Created(ref, {"Arn": arn})
+
+
+# --- Lambda event source mappings (DynamoDB streams) ------------------------------------------
+
+
+def _validate_event_source_mapping(logical_id: str, props: Mapping[str, Any]) -> None:
+    try:
+        check_stream_mapping(logical_id, props)
+    except ValueError as err:
+        raise TemplateError(str(err)) from None
+
+
+def _create_event_source_mapping(ctx: ResourceContext, logical_id: str, props: dict[str, Any]) -> Created:
+    """Recorded, not created in moto: the local stack's own stream poller delivers the stream
+    (devstack/streams.py). moto's mapping would need Docker to run the function, and while one
+    exists moto's StreamShard drops the records it hands to it, so a poller would see none."""
+    stream = props["EventSourceArn"]
+    if ":dynamodb:" in stream and "/stream/" in stream:
+        # CreateEventSourceMapping fails for a stream that does not exist: so does this.
+        ctx.client("dynamodbstreams").describe_stream(StreamArn=stream)
+    mapping_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{ctx.stack.account_id}/{ctx.stack.name}/{logical_id}"))
+    arn = f"arn:{ctx.stack.partition}:lambda:{ctx.stack.region}:{ctx.stack.account_id}:event-source-mapping:{mapping_id}"
+    return Created(mapping_id, {"Id": mapping_id, "EventSourceMappingArn": arn})
+
+
 SUPPORTED_TYPES: Mapping[str, ResourceType] = {
     IAM_ROLE: ResourceType(
         properties=frozenset({"AssumeRolePolicyDocument", "Policies", "RoleName"}),
@@ -710,5 +842,30 @@ SUPPORTED_TYPES: Mapping[str, ResourceType] = {
         create=_create_secret,
         validate=_validate_secret,
     ),
+    EVENT_BUS: ResourceType(
+        properties=frozenset({"Name", "Description"}),
+        attributes=frozenset({"Arn", "Name"}),
+        create=_create_event_bus,
+        required=frozenset({"Name"}),
+    ),
+    EVENT_ARCHIVE: ResourceType(
+        properties=frozenset({"ArchiveName", "SourceArn", "Description", "EventPattern", "RetentionDays"}),
+        attributes=frozenset({"Arn", "ArchiveName"}),
+        create=_create_archive,
+        required=frozenset({"SourceArn"}),
+    ),
+    EVENT_RULE: ResourceType(
+        properties=frozenset({"Name", "Description", "EventBusName", "EventPattern", "ScheduleExpression",
+                              "State", "Targets"}),
+        attributes=frozenset({"Arn"}),
+        create=_create_rule,
+        validate=_validate_rule,
+    ),
+    EVENT_SOURCE_MAPPING: ResourceType(
+        properties=STREAM_MAPPING_PROPERTIES,
+        attributes=frozenset({"Id", "EventSourceMappingArn"}),
+        create=_create_event_source_mapping,
+        required=frozenset({"EventSourceArn", "FunctionName", "StartingPosition"}),
+        validate=_validate_event_source_mapping,
+    ),
 }
-

@@ -221,6 +221,7 @@ class LocalStack:
             "buckets": {_short(lid): name for lid, name in summary["buckets"].items()},
             "tables": summary["tables"], "queues": summary["queues"],
             "topics": summary["topics"], "state_machines": summary["state_machines"],
+            "event_bus": summary["event_bus"],
             "payments": payments.url,
             "mailbox": f"http://{o.host}:{trace_port}/mail",
         }

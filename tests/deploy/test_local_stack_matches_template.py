@@ -21,7 +21,8 @@ REGION = "us-east-1"
 PROVISIONED_TYPES = {"AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "AWS::S3::Bucket",
                      "AWS::SNS::Topic", "AWS::SNS::Subscription", "AWS::Cognito::UserPool",
                      "AWS::Cognito::UserPoolClient", "AWS::SecretsManager::Secret", "AWS::IAM::Role",
-                     "AWS::Logs::LogGroup", "AWS::StepFunctions::StateMachine"}
+                     "AWS::Logs::LogGroup", "AWS::StepFunctions::StateMachine", "AWS::Events::EventBus",
+                     "AWS::Events::Archive", "AWS::Events::Rule", "AWS::Lambda::EventSourceMapping"}
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +178,61 @@ def test_state_machines_run_the_templates_definition_with_its_substitutions_and_
         assert described["type"] == props["StateMachineType"]
         role_id = props["RoleArn"]["Fn::GetAtt"][0]
         assert described["roleArn"] == provisioned[role_id].attributes["Arn"]
+
+
+def test_the_bus_its_archive_and_its_rules_route_as_the_templates_do(
+        template: dict[str, Any], local: tuple[Provisioned, Any]) -> None:
+    provisioned, aws = local
+    events = aws("events")
+    buses = _of_type(template, "AWS::Events::EventBus")
+    rules = _of_type(template, "AWS::Events::Rule")
+
+    assert buses and rules
+    for logical_id, props in buses.items():
+        name = props["Name"]["Fn::Sub"].replace("${AWS::StackName}", provisioned.stack.name)
+        assert events.describe_event_bus(Name=name)["Arn"] == provisioned[logical_id].attributes["Arn"]
+    for logical_id, props in _of_type(template, "AWS::Events::Archive").items():
+        archive = events.describe_archive(ArchiveName=provisioned[logical_id].ref)
+        assert archive["EventSourceArn"] == provisioned[_ref_id(props["SourceArn"])].attributes["Arn"]
+        assert archive["RetentionDays"] == props["RetentionDays"]
+    for logical_id, props in rules.items():
+        bus = provisioned[_ref_id(props["EventBusName"])].ref
+        name = provisioned[logical_id].ref.split("|")[-1]
+        rule = events.describe_rule(Name=name, EventBusName=bus)
+        targets = events.list_targets_by_rule(Rule=name, EventBusName=bus)["Targets"]
+        assert (json.loads(rule["EventPattern"]), rule["State"]) == (props["EventPattern"], props["State"]), logical_id
+        assert [(t["Arn"], t.get("RetryPolicy"), t.get("DeadLetterConfig", {}).get("Arn")) for t in targets] == [
+            (provisioned[_ref_id(t["Arn"])].attributes["Arn"], t.get("RetryPolicy"),
+             provisioned[_ref_id(t["DeadLetterConfig"]["Arn"])].attributes["Arn"] if "DeadLetterConfig" in t else None)
+            for t in props["Targets"]], logical_id
+
+
+def test_the_stream_pollers_run_the_templates_mappings(
+        template: dict[str, Any], local: tuple[Provisioned, Any]) -> None:
+    provisioned, _ = local
+    mappings = {m.logical_id: m for m in provisioned.stream_mappings()}
+    deployed = _of_type(template, "AWS::Lambda::EventSourceMapping")
+
+    assert deployed and set(mappings) == set(deployed)
+    for logical_id, props in deployed.items():
+        local_mapping = mappings[logical_id]
+        assert local_mapping.stream_arn == provisioned[_ref_id(props["EventSourceArn"])].attributes["StreamArn"]
+        assert (local_mapping.batch_size, local_mapping.window_seconds, local_mapping.bisect_on_error,
+                local_mapping.maximum_retry_attempts, local_mapping.maximum_record_age_seconds,
+                local_mapping.starting_position) == (
+            props["BatchSize"], props["MaximumBatchingWindowInSeconds"], props["BisectBatchOnFunctionError"],
+            props["MaximumRetryAttempts"], props["MaximumRecordAgeInSeconds"], props["StartingPosition"]), logical_id
+        assert local_mapping.report_batch_item_failures == ("ReportBatchItemFailures" in props["FunctionResponseTypes"])
+        assert local_mapping.on_failure == provisioned[
+            _ref_id(props["DestinationConfig"]["OnFailure"]["Destination"])].attributes["Arn"]
+
+
+def test_every_stream_mapping_names_a_function_that_packaging_deploys(
+        template: dict[str, Any], local: tuple[Provisioned, Any]) -> None:
+    provisioned, _ = local
+    # Chalice names functions "<stack>-<handler>"; CloudFormation fails a mapping on any other name,
+    # and the local stack refuses to start with one.
+    deployed_functions = {f"{provisioned.stack.name}-{name}" for name in functions(template)}
+
+    assert {m.logical_id: m.function_name for m in provisioned.stream_mappings()
+            if m.function_name not in deployed_functions} == {}

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from devstack.provision import ProvisionError, Provisioned, UnknownResourceError, provision
+from devstack.provision import ProvisionError, Provisioned, TemplateError, UnknownResourceError, provision
 from infra.resources import app_resources, env_var_name, load_template
 
 pytestmark = pytest.mark.timeout(60)
@@ -102,7 +102,8 @@ def test_each_work_queue_redrives_to_its_own_dead_letter_queue(
 ) -> None:
     sqs = aws("sqs")
     work_queues = [i for i in _of_type("AWS::SQS::Queue") if "RedrivePolicy" in RESOURCES[i]["Properties"]]
-    assert set(work_queues) == {"ImageUploadsQueue", "OrdersQueue", "ImportUploadsQueue", "ImportChunksQueue"}
+    assert set(work_queues) == {"ImageUploadsQueue", "OrdersQueue", "ImportUploadsQueue", "ImportChunksQueue",
+                                "DomainEventsFailureQueue", "SalesEventsQueue", "LowStockQueue"}
 
     for logical_id in work_queues:
         props = RESOURCES[logical_id]["Properties"]
@@ -213,6 +214,12 @@ def test_provisioning_again_reuses_every_resource_and_returns_the_same_values(
                 idp.list_user_pool_clients(UserPoolId=provisioned.summary()["user_pool_id"])["UserPoolClients"]
             ),
             "secrets": len(aws("secretsmanager").list_secrets()["SecretList"]),
+            "buses": len(aws("events").list_event_buses()["EventBuses"]),
+            "archives": len(aws("events").list_archives()["Archives"]),
+            "rules": len(aws("events").list_rules(EventBusName=provisioned["EventBus"].ref)["Rules"]),
+            "targets": sum(len(aws("events").list_targets_by_rule(
+                Rule=r["Name"], EventBusName=provisioned["EventBus"].ref)["Targets"])
+                for r in aws("events").list_rules(EventBusName=provisioned["EventBus"].ref)["Rules"]),
         }
 
     sqs = aws("sqs")
@@ -306,3 +313,94 @@ def test_a_resource_the_stand_in_refuses_is_reported_by_its_logical_id(moto_serv
 
     with pytest.raises(ProvisionError, match=r"BadBucket \(AWS::S3::Bucket\)"):
         provision(template, endpoint_url=moto_server)
+
+
+def test_the_event_bus_is_named_by_the_template_and_reaches_the_app_and_the_summary(
+    provisioned: Provisioned, aws: Callable[[str], Any]
+) -> None:
+    bus = aws("events").describe_event_bus(Name="storefront-dev-events")
+
+    assert provisioned["EventBus"].ref == "storefront-dev-events"
+    assert provisioned["EventBus"].attributes["Arn"] == bus["Arn"]
+    assert provisioned.env()["EVENT_BUS"] == "storefront-dev-events"
+    assert provisioned.summary()["event_bus"] == "storefront-dev-events"
+
+
+def test_the_archive_keeps_the_buses_events_for_the_templates_retention(
+    provisioned: Provisioned, aws: Callable[[str], Any]
+) -> None:
+    props = RESOURCES["EventArchive"]["Properties"]
+    archive = aws("events").describe_archive(ArchiveName=provisioned["EventArchive"].ref)
+
+    assert archive["EventSourceArn"] == provisioned["EventBus"].attributes["Arn"]
+    assert (archive["State"], archive["RetentionDays"]) == ("ENABLED", props["RetentionDays"])
+
+
+def test_rules_on_the_bus_have_the_templates_patterns_and_sqs_targets_with_retries_and_dead_letters(
+    provisioned: Provisioned, aws: Callable[[str], Any]
+) -> None:
+    events = aws("events")
+    bus = provisioned["EventBus"].ref
+    rules = _of_type("AWS::Events::Rule")
+
+    assert rules
+    for logical_id in rules:
+        props = RESOURCES[logical_id]["Properties"]
+        bus_name, rule_name = provisioned[logical_id].ref.split("|")
+        rule = events.describe_rule(Name=rule_name, EventBusName=bus_name)
+        targets = events.list_targets_by_rule(Rule=rule_name, EventBusName=bus)["Targets"]
+
+        assert bus_name == bus
+        assert (json.loads(rule["EventPattern"]), rule["State"]) == (props["EventPattern"], props["State"])
+        assert [(t["Id"], t["Arn"], t["RetryPolicy"], t["DeadLetterConfig"]["Arn"]) for t in targets] == [
+            (t["Id"], provisioned[t["Arn"]["Fn::GetAtt"][0]].attributes["Arn"], t["RetryPolicy"],
+             provisioned[t["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]].attributes["Arn"])
+            for t in props["Targets"]], logical_id
+
+
+def test_stream_mappings_are_recorded_for_the_local_poller_and_not_created_in_moto(
+    provisioned: Provisioned, aws: Callable[[str], Any]
+) -> None:
+    mappings = {m.logical_id: m for m in provisioned.stream_mappings()}
+
+    assert set(mappings) == set(_of_type("AWS::Lambda::EventSourceMapping"))
+    products = mappings["ProductChangesMapping"]
+    assert products.stream_arn == provisioned["ProductsTable"].attributes["StreamArn"]
+    assert products.function_name == "storefront-dev-publish_product_events"
+    assert (products.starting_position, products.batch_size, products.window_seconds) == ("TRIM_HORIZON", 100, 1)
+    assert (products.bisect_on_error, products.maximum_retry_attempts, products.maximum_record_age_seconds,
+            products.report_batch_item_failures) == (True, 5, 21600, True)
+    assert products.on_failure == provisioned["DomainEventsFailureQueue"].attributes["Arn"]
+    # A moto mapping would empty the stream's shard into moto's Lambda (which needs Docker).
+    assert aws("lambda").list_event_source_mappings()["EventSourceMappings"] == []
+
+
+@pytest.mark.parametrize(("properties", "refusal"), [
+    ({"FilterCriteria": {"Filters": [{"Pattern": "{}"}]}}, "FilterCriteria"),
+    ({"ParallelizationFactor": 2}, "ParallelizationFactor"),
+    ({"StartingPosition": "AT_TIMESTAMP"}, "StartingPosition"),
+    ({"MaximumRecordAgeInSeconds": 30}, "MaximumRecordAgeInSeconds"),
+])
+def test_a_stream_mapping_setting_the_local_poller_cannot_honour_is_refused_before_anything_is_made(
+    moto_server: str, properties: dict[str, Any], refusal: str
+) -> None:
+    mapping = {**RESOURCES["ProductChangesMapping"]["Properties"], **properties}
+    template = {"Resources": {"ProductsTable": RESOURCES["ProductsTable"], "DomainEventsFailureQueue": {
+        "Type": "AWS::SQS::Queue"}, "ProductChangesMapping": {
+        "Type": "AWS::Lambda::EventSourceMapping", "Properties": mapping}}}
+
+    with pytest.raises(TemplateError, match=refusal):
+        provision(template, endpoint_url=moto_server, stack_name="refused")
+
+
+@pytest.mark.parametrize(("pattern", "refusal"), [
+    ({"source": ["a"], "detail": {"n": [{"between": [0, 5]}]}}, "between"),
+    ({"source": "a"}, "must be a list"),
+])
+def test_a_rule_pattern_with_an_operator_neither_eventbridge_nor_the_local_bus_knows_is_refused(
+    moto_server: str, pattern: dict[str, Any], refusal: str
+) -> None:
+    template = {"Resources": {"Rule": {"Type": "AWS::Events::Rule", "Properties": {"EventPattern": pattern}}}}
+
+    with pytest.raises(TemplateError, match=refusal):
+        provision(template, endpoint_url=moto_server, stack_name="refused")

@@ -112,7 +112,9 @@ def _stack() -> Provisioned:
     bucket = ProvisionedResource("MediaBucket", "AWS::S3::Bucket", "sf-media", {})
     saga = ProvisionedResource("OrderSagaStateMachine", "AWS::StepFunctions::StateMachine", SAGA_ARN,
                                {"Arn": SAGA_ARN, "Name": "sf-OrderSagaStateMachine"})
-    resources = {r.logical_id: r for r in (queue, policy, topic, table, pool, client, bucket, saga)}
+    bus = ProvisionedResource("EventBus", "AWS::Events::EventBus", "sf-events",
+                              {"Arn": "arn:aws:events:r:1:event-bus/sf-events", "Name": "sf-events"})
+    resources = {r.logical_id: r for r in (queue, policy, topic, table, pool, client, bucket, saga, bus)}
     app_ids = tuple(i for i in resources if i != "OrdersQueuePolicy")
     return Provisioned(UNREACHABLE, StackIdentity("sf", "r", "1"), resources, app_ids)
 
@@ -126,6 +128,7 @@ def test_env_holds_each_app_resources_ref_under_its_upper_snake_name() -> None:
         "USER_POOL_CLIENT": "client-id",
         "MEDIA_BUCKET": "sf-media",
         "ORDER_SAGA_STATE_MACHINE": SAGA_ARN,
+        "EVENT_BUS": "sf-events",
     }
 
 
@@ -136,6 +139,7 @@ def test_the_summary_groups_resources_by_kind_for_endpoints_json() -> None:
         "queues": {"OrdersQueue": "http://aws/1/sf-OrdersQueue"},
         "topics": {"EventsTopic": "arn:aws:sns:r:1:sf-EventsTopic"},
         "state_machines": {"OrderSagaStateMachine": SAGA_ARN},
+        "event_bus": "sf-events",
         "user_pool_id": "r_pool",
         "user_pool_client_id": "client-id",
     }
