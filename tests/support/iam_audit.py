@@ -138,6 +138,16 @@ def iam_requests(call: Call, *, region: str, account: str) -> list[tuple[str, st
         arn = secret_id if secret_id.startswith("arn:") else \
             f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_id}"
         return [("secretsmanager:GetSecretValue", arn)]
+    if call.service == "events" and op == "PutEvents":
+        buses = {entry.get("EventBusName") or "default" for entry in p["Entries"]}
+        return [("events:PutEvents", bus if bus.startswith("arn:") else f"arn:aws:events:{region}:{account}:event-bus/{bus}")
+                for bus in sorted(buses)]
+    if call.service == "dynamodbstreams" and op in ("DescribeStream", "GetShardIterator"):
+        return [(f"dynamodb:{op}", p["StreamArn"])]
+    if call.service == "dynamodbstreams" and op == "GetRecords":
+        # IAM authorises it on the stream the iterator belongs to. AWS's iterators are opaque;
+        # moto's begin with the stream's ARN ("<stream arn>|1|<id>"), which is what this reads.
+        return [("dynamodb:GetRecords", p["ShardIterator"].split("|", 1)[0])]
     raise KeyError(f"{call.service}:{op} is not known to the IAM audit")
 
 
