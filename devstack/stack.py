@@ -2,7 +2,7 @@
 
     moto (ThreadedMotoServer)  <- provisioned from infra/resources.json
     Chalice local server       <- the real app.py, stage env vars applied by hand
-    EventSourceEmulator        <- SQS / SNS / schedule triggers with Lambda's semantics
+    EventSourceEmulator        <- SQS / SNS / schedule / DynamoDB stream triggers with Lambda's semantics
     XRayDaemon                 <- the app's UDP segments -> moto's X-Ray API
     Console                    <- traces, schedules and a "fire now" at trace_viewer; the mailbox
 """
@@ -195,7 +195,7 @@ class LocalStack:
             settings_for=stage.function_settings, function_name_prefix=stage.function_prefix,
             retry_delay_seconds=o.retry_delay_seconds,
             containers=ProcessContainers(str(PROJECT_DIR), "app") if o.process_containers else None,
-            tracing=tracing)
+            tracing=tracing, stream_mappings=provisioned.stream_mappings())
         self.emulator.start()
         self._stoppers.append(("event delivery", self.emulator.stop))
 
