@@ -152,6 +152,9 @@ class LocalStack:
         from devstack.step_functions import route_lambda_tasks, run_executions
 
         self._stoppers.append(("state machine executions", run_executions(aws_port)))
+        from devstack.event_bus import pass_trace_headers
+
+        self._stoppers.append(("event bus trace headers", pass_trace_headers()))
 
         provisioned = provision(load_template(), endpoint_url=aws_endpoint, region=o.region,
                                 stack_name=stack_name, account_id=ACCOUNT_ID)
