@@ -9,6 +9,8 @@ app's Chalice middleware runs. What Lambda does around the call is reproduced he
 - SNS subscriptions, schedules and EventBridge rules invoke asynchronously: two retries, then
   the event goes to a per-function failure queue, as an on-failure destination would.
 - S3 notifications reach the app through a queue, which is plain SQS delivery.
+- DynamoDB stream event source mappings (from the template: `stream_mappings`) are read by
+  devstack/streams.py with Lambda's stream semantics, into the app's pure lambda functions.
 
 Deliberate deviations: without process containers each invocation runs in a thread of this
 process (a timed-out handler cannot be killed, only abandoned); batches are not cut at Lambda's
@@ -28,7 +30,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -47,13 +49,14 @@ from chalice.app import (
 
 from devstack import invocations
 from devstack.containers import ProcessContainers
-from devstack.event_rules import UnsupportedEventSource, check_sqs_mapping, check_supported
+from devstack.event_rules import StreamMapping, UnsupportedEventSource, check_sqs_mapping, check_supported
 from devstack.event_shapes import eventbridge_event, scheduled_event, sns_event
 from devstack.invocations import Function, FunctionTimedOut, Outcome
 from devstack.lambda_context import FunctionSettings, LambdaContext, function_arn
 from devstack.lambda_tracing import FunctionTracing
 from devstack.pollers import AsyncPoller, Poller, SqsPoller
 from devstack.schedules import next_fire
+from devstack.streams import StreamPoller
 
 __all__ = [
     "EventSourceEmulator",
@@ -102,6 +105,8 @@ class EventSourceEmulator:
     visibility timeout and Lambda's one- and two-minute async retry delays before a failed
     event is retried. `clock` drives the schedules only. `containers` runs handlers in processes
     (None: in threads of this process); `tracing` writes the segments Lambda's active tracing would.
+    `stream_mappings` are the template's DynamoDB stream mappings; each names one of the app's
+    pure lambda functions by its Lambda name (`function_name_prefix` + handler name).
     """
 
     def __init__(
@@ -121,6 +126,7 @@ class EventSourceEmulator:
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         containers: ProcessContainers | None = None,
         tracing: FunctionTracing | None = None,
+        stream_mappings: Sequence[StreamMapping] = (),
     ) -> None:
         self._app = app
         self._session = session
@@ -136,6 +142,7 @@ class EventSourceEmulator:
         self._clock = clock
         self._containers = containers  # None: handlers run in threads of this process
         self._tracing = tracing
+        self._stream_mappings = tuple(stream_mappings)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._functions: dict[str, Function] = {}
@@ -169,11 +176,14 @@ class EventSourceEmulator:
                 pollers.append(self._schedule_poller(source))
             elif isinstance(source, CloudWatchEventConfig):
                 pollers.append(self._cw_poller(source))
+        streams = [self._stream_poller(m) for m in self._stream_mappings if m.enabled]
         for poller in pollers:
             self._loop(poller.run, f"{poller.function.function_name}:poller")
+        for stream in streams:
+            self._loop(stream.run, f"{stream.function.function_name}:{stream.mapping.logical_id}")
         if self._schedules:
             self._loop(self._run_schedules, f"{self._prefix}schedules")
-        logger.info("delivering events to %d function(s)", len(pollers))
+        logger.info("delivering events to %d function(s)", len(pollers) + len(streams))
 
     def stop(self, timeout: float = 10) -> None:
         """Stop polling, let in-flight invocations finish, and wait up to `timeout` seconds."""
@@ -354,6 +364,17 @@ class EventSourceEmulator:
             queue_arn=attributes["QueueArn"], region=self._region, batch_size=source.batch_size,
             window_seconds=source.maximum_batching_window_in_seconds,
         )
+
+    def _stream_poller(self, mapping: StreamMapping) -> StreamPoller:
+        name = mapping.function_name.removeprefix(self._prefix)
+        pure = {f.name for f in self._app.pure_lambda_functions}
+        if not mapping.function_name.startswith(self._prefix) or name not in pure:
+            # CloudFormation would fail the mapping: its function does not exist.
+            raise UnsupportedEventSource(
+                f"{mapping.logical_id}: the stream mapping's function {mapping.function_name} is not one of the "
+                f"app's @lambda_function functions ({', '.join(sorted(self._prefix + n for n in pure)) or 'none'})")
+        return StreamPoller(self, self._function(name), mapping, streams=self._client("dynamodbstreams"),
+                            sqs=self._sqs, region=self._region, account_id=self._account_id, stopping=self._stop)
 
     def _async_poller(self, function: Function, queue_url: str,
                       to_event: Callable[[str], dict[str, Any]]) -> AsyncPoller:

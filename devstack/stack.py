@@ -2,7 +2,7 @@
 
     moto (ThreadedMotoServer)  <- provisioned from infra/resources.json
     Chalice local server       <- the real app.py, stage env vars applied by hand
-    EventSourceEmulator        <- SQS / SNS / schedule triggers with Lambda's semantics
+    EventSourceEmulator        <- SQS / SNS / schedule / DynamoDB stream triggers with Lambda's semantics
     XRayDaemon                 <- the app's UDP segments -> moto's X-Ray API
     Console                    <- traces, schedules and a "fire now" at trace_viewer; the mailbox
 """
@@ -152,6 +152,9 @@ class LocalStack:
         from devstack.step_functions import route_lambda_tasks, run_executions
 
         self._stoppers.append(("state machine executions", run_executions(aws_port)))
+        from devstack.event_bus import pass_trace_headers
+
+        self._stoppers.append(("event bus trace headers", pass_trace_headers()))
 
         provisioned = provision(load_template(), endpoint_url=aws_endpoint, region=o.region,
                                 stack_name=stack_name, account_id=ACCOUNT_ID)
@@ -195,7 +198,7 @@ class LocalStack:
             settings_for=stage.function_settings, function_name_prefix=stage.function_prefix,
             retry_delay_seconds=o.retry_delay_seconds,
             containers=ProcessContainers(str(PROJECT_DIR), "app") if o.process_containers else None,
-            tracing=tracing)
+            tracing=tracing, stream_mappings=provisioned.stream_mappings())
         self.emulator.start()
         self._stoppers.append(("event delivery", self.emulator.stop))
 
