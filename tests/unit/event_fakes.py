@@ -3,6 +3,7 @@ the once-only claims, with the semantics of their adapters (one write each, appl
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,15 +66,21 @@ class _Row:
 
 class InMemorySalesProjection:
     """The sales table: rows by (seller, product) and the counted facts' keys. `writes` counts
-    write calls, as the adapter's one transaction or one update per event."""
+    write calls, as the adapter's one transaction or one update per event. Each call is applied
+    whole, as DynamoDB applies a write, also while the rebuild's threads write concurrently."""
 
     def __init__(self, clock: Callable[[], datetime]) -> None:
         self.rows: dict[tuple[str, str], _Row] = {}
         self.counted: set[str] = set()
         self.writes = 0
         self._clock = clock
+        self._lock = threading.Lock()
 
     def count(self, fact: SaleFact) -> WriteOutcome:
+        with self._lock:
+            return self._count(fact)
+
+    def _count(self, fact: SaleFact) -> WriteOutcome:
         self.writes += 1
         if fact.key in self.counted:
             return WriteOutcome.ALREADY_APPLIED
@@ -87,6 +94,10 @@ class InMemorySalesProjection:
         return WriteOutcome.APPLIED
 
     def rename(self, change: NameChange) -> WriteOutcome:
+        with self._lock:
+            return self._rename(change)
+
+    def _rename(self, change: NameChange) -> WriteOutcome:
         self.writes += 1
         row = self.rows.setdefault((change.seller, change.product_id), _Row(change.product_id))
         if row.name_version is not None and row.name_version >= change.version:
@@ -95,14 +106,16 @@ class InMemorySalesProjection:
         return WriteOutcome.APPLIED
 
     def sales_of(self, seller: str) -> list[ProductSales]:
-        return [ProductSales(r.product_id, r.name or r.product_id, r.orders, r.units, r.revenue_cents, r.as_of)
-                for (s, _), r in self.rows.items() if s == seller and r.orders is not None]
+        with self._lock:
+            return [ProductSales(r.product_id, r.name or r.product_id, r.orders, r.units, r.revenue_cents, r.as_of)
+                    for (s, _), r in self.rows.items() if s == seller and r.orders is not None]
 
     def clear(self) -> int:
-        cleared = len(self.rows) + len(self.counted)
-        self.rows.clear()
-        self.counted.clear()
-        return cleared
+        with self._lock:
+            cleared = len(self.rows) + len(self.counted)
+            self.rows.clear()
+            self.counted.clear()
+            return cleared
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Stream records for unit tests: products and orders as a table's stream shows their items, the
 changes between two of them, a table whose every write is one change (`StreamedItems`), Lambda's
-stream event around such changes, and an event as a bus target receives it (`delivered`).
+stream event around such changes; the bus's rules as infra/resources.json defines them (`routed`),
+and an event as a rule's target receives it (`delivered`, `target_message`).
 
 Images hold what the stream's deserializer gives the app: numbers as `Decimal`, a history as a
 list of maps, as the adapters store them (adapters/products_table.py, adapters/orders_table.py).
@@ -11,18 +12,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from pathlib import Path
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
 
-from chalicelib.domain.events import Change, DomainEvent, EventSource
+from chalicelib.domain.events import Change, DomainEvent
 from chalicelib.domain.orders import Order
 from chalicelib.domain.products import Product
 
-__all__ = ["AT", "PRODUCT_ID", "ORDER_ID", "SELLER", "BUYER", "product_image", "image_of_product",
-           "image_of_order", "change", "StreamedItems", "stream_event", "delivered", "rule_pattern",
+__all__ = ["AT", "PRODUCT_ID", "ORDER_ID", "SELLER", "BUYER", "product_image", "order_image", "image_of_product",
+           "image_of_order", "change", "StreamedItems", "stream_event", "delivered", "target_message", "rule_pattern",
            "matches", "routed", "SALES_RULES", "LOW_STOCK_RULE"]
 
 AT = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
@@ -38,6 +39,19 @@ def product_image(**changes: Any) -> dict[str, Any]:
                              "description": "A mug", "price_cents": Decimal(1200), "currency": "EUR",
                              "stock": Decimal(10), "version": Decimal(1), "created_at": AT.isoformat(),
                              "updated_at": AT.isoformat()}
+    image.update({k: Decimal(v) if type(v) is int else v for k, v in changes.items()})
+    return image
+
+
+def order_image(status: str, *history: str, **changes: Any) -> dict[str, Any]:
+    """An order item of BUYER's for 2 units of SELLER's mug (reserved at 2400 cents), in `status`
+    after `history` (the statuses before it)."""
+    image: dict[str, Any] = {
+        "id": ORDER_ID, "buyer": BUYER, "product_id": PRODUCT_ID, "quantity": Decimal(2), "status": status,
+        "payment_status": "none", "history": [{"status": s, "at": AT.isoformat()} for s in (*history, status)],
+        "seller": SELLER, "product_name": "Mug", "amount_cents": Decimal(2400), "currency": "EUR",
+        "created_at": AT.isoformat(), "updated_at": AT.isoformat(),
+    }
     image.update({k: Decimal(v) if type(v) is int else v for k, v in changes.items()})
     return image
 
@@ -159,5 +173,13 @@ def delivered(event: DomainEvent) -> tuple[str, dict[str, Any]]:
     """The event's detail-type and detail as its queue's consumer reads them (JSON, as PutEvents
     sends the detail: adapters/eventbridge.py)."""
     detail: dict[str, Any] = json.loads(json.dumps(event.detail, default=str))
-    assert event.source in (EventSource.ORDERS, EventSource.PRODUCTS)
     return str(event.detail_type), detail
+
+
+def target_message(event: DomainEvent, event_number: int = 1) -> str:
+    """The body an SQS target of a rule receives for `event`: EventBridge's envelope."""
+    detail_type, detail = delivered(event)
+    return json.dumps({"version": "0", "id": f"00000000-0000-0000-0000-{event_number:012d}",
+                       "detail-type": detail_type, "source": str(event.source), "account": "123456789012",
+                       "time": event.at.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": "us-east-1", "resources": [],
+                       "detail": detail})

@@ -11,7 +11,7 @@ import pytest
 from chalicelib.domain.errors import PoisonMessage
 from chalicelib.domain.events import LOW_STOCK_THRESHOLD, EventSource, EventType, events_of
 from chalicelib.domain.orders import OrderStatus
-from tests.unit.stream_records import AT, BUYER, ORDER_ID, PRODUCT_ID, SELLER, change, product_image
+from tests.unit.stream_records import AT, BUYER, ORDER_ID, PRODUCT_ID, SELLER, change, order_image, product_image
 
 TRACE_HEADER = "Root=1-6b045119-d652ce8931010b71dce080f7;Parent=53995c3f42cd8ad8;Sampled=1"
 
@@ -22,19 +22,6 @@ def products(old: dict[str, Any] | None, new: dict[str, Any] | None, change_id: 
 
 def types(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[str]:
     return [t for t, _ in products(old, new)]
-
-
-def order_image(status: str, *history: str, **changes: Any) -> dict[str, Any]:
-    """An order item of BUYER's for 2 units of SELLER's mug (reserved at 2400 cents), in `status`
-    after `history` (the statuses before it)."""
-    image: dict[str, Any] = {
-        "id": ORDER_ID, "buyer": BUYER, "product_id": PRODUCT_ID, "quantity": Decimal(2), "status": status,
-        "payment_status": "none", "history": [{"status": s, "at": AT.isoformat()} for s in (*history, status)],
-        "seller": SELLER, "product_name": "Mug", "amount_cents": Decimal(2400), "currency": "EUR",
-        "created_at": AT.isoformat(), "updated_at": AT.isoformat(),
-    }
-    image.update(changes)
-    return image
 
 
 def orders(old: dict[str, Any] | None, new: dict[str, Any] | None, change_id: str = "c-1") -> list[tuple[str, dict[str, Any]]]:
@@ -257,8 +244,8 @@ def test_two_changes_alike_in_content_make_events_with_different_ids():
     (product_image(price_cents=None), "price_cents"),
     (product_image(owner=""), "owner"),
     (product_image(name=7), "name"),
-    ({k: v for k, v in product_image().items() if k != "version"}, "version"),
-    ({k: v for k, v in product_image().items() if k != "id"}, "id"),
+    ({k: v for k, v in product_image().items() if k != "version"}, "'version'"),
+    ({k: v for k, v in product_image().items() if k != "id"}, "'id'"),
 ])
 def test_a_product_image_the_app_would_not_write_is_poison_naming_the_problem(image, problem):
     for old, new in ((None, image), (product_image(), image), (image, product_image()), (image, None)):
@@ -273,9 +260,9 @@ def test_a_product_image_the_app_would_not_write_is_poison_naming_the_problem(im
     (order_image("confirmed", buyer=None), "buyer"),
     (order_image("confirmed", quantity="2"), "quantity"),
     (order_image("confirmed", amount_cents=Decimal("0.5")), "amount_cents"),
-    (order_image("confirmed", history=[{"at": AT.isoformat()}]), "status"),
+    (order_image("confirmed", history=[{"at": AT.isoformat()}]), "'status'"),
     (order_image("confirmed", history=[{"status": "lost", "at": AT.isoformat()}]), "lost"),
-    ({k: v for k, v in order_image("confirmed").items() if k != "product_id"}, "product_id"),
+    ({k: v for k, v in order_image("confirmed").items() if k != "product_id"}, "'product_id'"),
 ])
 def test_an_order_image_the_app_would_not_write_is_poison_naming_the_problem(image, problem):
     for old, new in ((order_image("paid"), image), (image, order_image("confirmed", "paid"))):
