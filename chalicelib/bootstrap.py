@@ -231,7 +231,7 @@ def bootstrap(settings: Settings | None = None, *, clients: Clients | None = Non
                               chunk_rows=s.import_chunk_rows, trace_header=tracer.propagation_header),
         publisher=ChangePublisher(c.event_bus),
         lost_changes=LostChanges(c.change_stream, c.event_bus, _sources_by_stream(s)),
-        sales=SalesService(c.sales, c.sales_sources),
+        sales=SalesService(c.sales, c.sales_sources, clock=clock),
         low_stock=LowStockNotifier(c.mailer, c.directory, c.once),
         build_cleanup=cleanup,
     )

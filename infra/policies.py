@@ -164,7 +164,9 @@ POLICIES: dict[str, tuple[Grant, ...]] = {
     # One write per event: a fact's key put and its row added to in one transaction, or a name.
     "project_sales": (
         _consume("SalesEventsQueue"),
-        Grant("SalesReadModel", ("dynamodb:PutItem", "dynamodb:UpdateItem"), (table("SalesTable"),)),
+        # The transaction also checks that no rebuild is under way (ConditionCheckItem).
+        Grant("SalesReadModel", ("dynamodb:ConditionCheckItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
+              (table("SalesTable"),)),
     ),
     "sales_dead_letter": (_consume("SalesEventsQueueDeadLetterQueue"),),
     # The seller's address from the user pool, the e-mail through SES, under a claim on the event.
@@ -180,7 +182,7 @@ POLICIES: dict[str, tuple[Grant, ...]] = {
     "rebuild_sales": (
         Grant("ReadTheTables", ("dynamodb:Scan",), (table("OrdersTable"), table("ProductsTable"))),
         Grant("SalesReadModel", ("dynamodb:Scan", "dynamodb:BatchWriteItem", "dynamodb:PutItem",
-                                 "dynamodb:UpdateItem"), (table("SalesTable"),)),
+                                 "dynamodb:UpdateItem", "dynamodb:DeleteItem"), (table("SalesTable"),)),
     ),
     # Reserves stock (stock and order in one transaction) or rejects each queued order, and
     # starts each reserved order's saga.

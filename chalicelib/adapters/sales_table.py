@@ -4,6 +4,13 @@ A row is `pk = <seller>`, `sk = product#<product_id>`: a seller's sales are one 
 fact is one TransactWriteItems call: the fact's key is put (`pk = fact#<key>`, only if absent) and
 the row's numbers are added to, together or not at all, so a fact counts once. A name is one
 conditional UpdateItem that keeps the newest product version's name.
+
+While a rebuild runs, a marker item (`pk = rebuild`) holds live counting back: every live count
+checks, in the same transaction, that no rebuild is under way. Without it a count landing while the
+rebuild empties the table could lose its row but keep its fact's key (then the rebuild skips the
+fact: a sale lost), or the reverse (counted twice). A held-back count is retried by its queue and
+applies once the rebuild is done. The marker carries a deadline, so a rebuild that died does not
+hold counting back for ever.
 """
 
 from __future__ import annotations
@@ -25,10 +32,12 @@ from chalicelib.domain.errors import DependencyUnavailable
 from chalicelib.domain.orders import Order, WriteOutcome
 from chalicelib.domain.sales import NameChange, ProductSales, SaleFact
 
-__all__ = ["SalesRowItem", "CountedItem", "bind_sales_table", "PynamoSalesProjection", "PynamoSalesSources"]
+__all__ = ["SalesRowItem", "CountedItem", "RebuildItem", "SalesModels", "bind_sales_table", "PynamoSalesProjection",
+           "PynamoSalesSources"]
 
 _ROW = "product#"
 _COUNTED = "fact#"
+_REBUILD = "rebuild"
 
 
 class SalesRowItem(Model):
@@ -49,19 +58,33 @@ class CountedItem(Model):
     counted_at = UTCDateTimeAttribute()
 
 
-def bind_sales_table(*, table: str, region: str) -> tuple[type[SalesRowItem], type[CountedItem]]:
-    return bind(SalesRowItem, table=table, region=region), bind(CountedItem, table=table, region=region)
+class RebuildItem(Model):
+    pk = UnicodeAttribute(hash_key=True)  # "rebuild"
+    sk = UnicodeAttribute(range_key=True)  # "rebuild"
+    until = NumberAttribute()  # epoch seconds: past it, the rebuild is taken for dead
+
+
+SalesModels = tuple[type[SalesRowItem], type[CountedItem], type[RebuildItem]]
+
+
+def bind_sales_table(*, table: str, region: str) -> SalesModels:
+    return (bind(SalesRowItem, table=table, region=region), bind(CountedItem, table=table, region=region),
+            bind(RebuildItem, table=table, region=region))
 
 
 class PynamoSalesProjection:
-    def __init__(self, models: tuple[type[SalesRowItem], type[CountedItem]], clock: Callable[[], datetime]) -> None:
-        self._row, self._counted = models
+    def __init__(self, models: SalesModels, clock: Callable[[], datetime]) -> None:
+        self._row, self._counted, self._rebuild = models
         self._now = clock
 
-    def count(self, fact: SaleFact) -> WriteOutcome:
-        row, counted, now = self._row, self._counted, self._now()
+    def count(self, fact: SaleFact, *, rebuilding: bool = False) -> WriteOutcome:
+        """Raises DependencyUnavailable while a rebuild runs (unless it is the rebuild counting)."""
+        row, counted, marker, now = self._row, self._counted, self._rebuild, self._now()
         try:
             with translate_transient(), TransactWrite(connection=connection_of(row)) as transaction:
+                if not rebuilding:
+                    transaction.condition_check(marker, _REBUILD, _REBUILD, condition=(
+                        marker.pk.does_not_exist() | (marker.until < int(now.timestamp()))))
                 transaction.save(counted(f"{_COUNTED}{fact.key}", "fact", counted_at=now),
                                  condition=counted.pk.does_not_exist())
                 transaction.update(row(fact.seller, f"{_ROW}{fact.product_id}"), actions=[
@@ -69,7 +92,10 @@ class PynamoSalesProjection:
                     row.orders.add(fact.orders), row.units.add(fact.units),
                     row.revenue_cents.add(fact.revenue_cents), row.as_of.set(now)])
         except TransactWriteError as exc:
-            if cancellation_codes(exc)[:1] == [CONDITION_FAILED]:
+            codes = cancellation_codes(exc)
+            if not rebuilding and codes[:1] == [CONDITION_FAILED]:
+                raise DependencyUnavailable("the sales read model is being rebuilt; counted after it") from exc
+            if codes[int(not rebuilding):][:1] == [CONDITION_FAILED]:
                 return WriteOutcome.ALREADY_APPLIED
             if is_conflict(exc):  # another consumer is counting on the same row: retry the record
                 raise DependencyUnavailable("DynamoDB transaction conflict") from exc
@@ -97,10 +123,20 @@ class PynamoSalesProjection:
                                  int(item.units or 0), int(item.revenue_cents or 0), item.as_of)
                     for item in row.query(seller, row.sk.startswith(_ROW), filter_condition=row.orders.exists())]
 
+    def begin_rebuild(self, until: datetime) -> None:
+        with translate_transient():
+            self._rebuild(_REBUILD, _REBUILD, until=int(until.timestamp())).save()
+
+    def end_rebuild(self) -> None:
+        with translate_transient():
+            self._rebuild(_REBUILD, _REBUILD).delete()
+
     def clear(self) -> int:
         cleared = 0
         with translate_transient(), self._row.batch_write() as batch:
             for item in self._row.scan(attributes_to_get=["pk", "sk"]):
+                if item.pk == _REBUILD:
+                    continue  # the marker of the rebuild that is clearing
                 batch.delete(item)
                 cleared += 1
         return cleared

@@ -1,9 +1,10 @@
 """The sales read model (CQRS): kept by domain events, read in one query, rebuilt from the tables.
 
 `SalesService.on_event` counts an order event's fact once, or takes a product's newer name; each is
-one write of the read model. `report` is one query of the seller's rows. `rebuild` empties the
-model and counts every order's facts again through the same writes, so live events arriving during
-a rebuild are neither lost nor counted twice (a fact counts once, whoever counts it first).
+one write of the read model. `report` is one query of the seller's rows. `rebuild` holds live
+counting back, empties the model and counts every order's facts again through the same writes;
+the live counts held back meanwhile are retried by their queue and apply after it, once each (a
+fact counts once, whoever counts it first).
 """
 
 from __future__ import annotations
@@ -12,18 +13,29 @@ import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from chalicelib.domain.errors import PoisonMessage
 from chalicelib.domain.orders import Order, WriteOutcome
 from chalicelib.domain.sales import NameChange, ProductSales, SaleFact, SalesReport, fact_of_event, facts_of_order, report
+from chalicelib.services.shared import Clock
 
-__all__ = ["SalesProjection", "SalesSources", "SalesService", "Rebuilt"]
+__all__ = ["SalesProjection", "SalesSources", "SalesService", "Rebuilt", "REBUILD_DEADLINE"]
+
+# Lambda's longest run (rebuild_sales' timeout): past it, a rebuild still marked is one that died.
+REBUILD_DEADLINE = timedelta(minutes=15)
 
 
 class SalesProjection(Protocol):
-    def count(self, fact: SaleFact) -> WriteOutcome:
-        """Add the fact to its product's row unless its key was counted (ALREADY_APPLIED)."""
+    def count(self, fact: SaleFact, *, rebuilding: bool = False) -> WriteOutcome:
+        """Add the fact to its product's row unless its key was counted (ALREADY_APPLIED).
+        Raises DependencyUnavailable while a rebuild runs, unless `rebuilding` (the rebuild's own)."""
+
+    def begin_rebuild(self, until: datetime) -> None:
+        """Hold live counting back until end_rebuild, or until `until` (a rebuild that died)."""
+
+    def end_rebuild(self) -> None: ...
 
     def rename(self, change: NameChange) -> WriteOutcome:
         """Take the name if it is newer than the row's (ALREADY_APPLIED otherwise)."""
@@ -53,9 +65,11 @@ class Rebuilt:
 
 
 class SalesService:
-    def __init__(self, projection: SalesProjection, sources: SalesSources, *, rebuild_workers: int = 8) -> None:
+    def __init__(self, projection: SalesProjection, sources: SalesSources, *, clock: Clock,
+                 rebuild_workers: int = 8) -> None:
         self._projection = projection
         self._sources = sources
+        self._clock = clock
         self._workers = rebuild_workers
 
     def on_event(self, detail_type: str, detail: Mapping[str, Any]) -> WriteOutcome | None:
@@ -70,22 +84,28 @@ class SalesService:
         return report(self._projection.sales_of(seller))
 
     def rebuild(self) -> Rebuilt:
-        """Empty the read model, then count every order's facts and take every product's name."""
+        """Hold live counting back, empty the read model, count every order's facts and take
+        every product's name, then let live counting go on. A rebuild that fails midway can be
+        run again; live counting resumes when its deadline passes."""
         started = time.monotonic()
-        cleared = self._projection.clear()
-        orders = facts = names = 0
-        with ThreadPoolExecutor(self._workers, thread_name_prefix="rebuild-sales") as pool:
-            pending = []
-            for order in self._sources.orders():
-                orders += 1
-                for fact in facts_of_order(order):
-                    facts += 1
-                    pending.append(pool.submit(self._projection.count, fact))
-            for change in self._sources.product_names():
-                names += 1
-                pending.append(pool.submit(self._projection.rename, change))
-            for future in pending:
-                future.result()  # a write that failed fails the rebuild, which can be run again
+        self._projection.begin_rebuild(self._clock() + REBUILD_DEADLINE)
+        try:
+            cleared = self._projection.clear()
+            orders = facts = names = 0
+            with ThreadPoolExecutor(self._workers, thread_name_prefix="rebuild-sales") as pool:
+                pending = []
+                for order in self._sources.orders():
+                    orders += 1
+                    for fact in facts_of_order(order):
+                        facts += 1
+                        pending.append(pool.submit(self._projection.count, fact, rebuilding=True))
+                for change in self._sources.product_names():
+                    names += 1
+                    pending.append(pool.submit(self._projection.rename, change))
+                for future in pending:
+                    future.result()  # a write that failed fails the rebuild, which can be run again
+        finally:
+            self._projection.end_rebuild()
         return Rebuilt(cleared=cleared, orders=orders, facts=facts, names=names,
                        seconds=round(time.monotonic() - started, 3))
 

@@ -73,12 +73,24 @@ class InMemorySalesProjection:
         self.rows: dict[tuple[str, str], _Row] = {}
         self.counted: set[str] = set()
         self.writes = 0
+        self.rebuild_until: datetime | None = None  # the adapter's rebuild marker
         self._clock = clock
         self._lock = threading.Lock()
 
-    def count(self, fact: SaleFact) -> WriteOutcome:
+    def count(self, fact: SaleFact, *, rebuilding: bool = False) -> WriteOutcome:
         with self._lock:
+            if not rebuilding and self.rebuild_until is not None and self.rebuild_until >= self._clock():
+                self.writes += 1
+                raise DependencyUnavailable("the sales read model is being rebuilt; counted after it")
             return self._count(fact)
+
+    def begin_rebuild(self, until: datetime) -> None:
+        with self._lock:
+            self.rebuild_until = until
+
+    def end_rebuild(self) -> None:
+        with self._lock:
+            self.rebuild_until = None
 
     def _count(self, fact: SaleFact) -> WriteOutcome:
         self.writes += 1

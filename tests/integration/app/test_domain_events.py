@@ -6,6 +6,7 @@ consumers keep the sales read model and e-mail sellers. Each test plays the mapp
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -217,3 +218,26 @@ def test_sales_need_a_token(api):
     response = api.get("/sellers/me/sales")
 
     assert response.status_code == 401
+
+
+def test_a_live_count_during_a_rebuild_is_held_back_then_counted_once(api, lambdas, alice, confirmed, orders_stream,
+                                                                      sales_queue, stack):
+    from chalicelib.adapters.sales_table import PynamoSalesProjection, bind_sales_table
+    from chalicelib.bootstrap import utc_now
+
+    _, order_id = confirmed(quantity=2)
+    publish(lambdas, "publish_order_events", orders_stream, [order_id])
+    messages = sales_queue.receive(1)
+    projection = PynamoSalesProjection(bind_sales_table(table=stack.provisioned["SalesTable"].ref, region=REGION),
+                                       utc_now)
+    projection.begin_rebuild(utc_now() + timedelta(minutes=15))  # what rebuild_sales does first
+    try:
+        held = lambdas.invoke("project_sales", sales_queue.event(messages)).payload
+    finally:
+        projection.end_rebuild()
+
+    assert held == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+    assert sales_of(api, alice)["totals"]["orders"] == 0
+    assert lambdas.invoke("project_sales", sales_queue.event(messages)).payload == {"batchItemFailures": []}
+    assert sales_of(api, alice)["totals"] == {"orders": 1, "units": 2, "revenue_cents": 2 * PRICE}
+    sales_queue.delete(messages)
