@@ -32,6 +32,13 @@ moto the table itself instead of a copy, and restore those items if moto raises.
    plain type (S, N, SS, NS, NULL, BOOL: no binary to decode, nothing nested) parses to itself,
    so it is now taken as it is, and strings and numbers are sized directly, with moto's formulas.
 
+6. moto's SendMessage reads its queue's `attributes` up to four times to learn one of them,
+   ContentBasedDeduplication, and `attributes` counts the queue's visible, in-flight and delayed
+   messages each time, walking every message: a send to a queue holding 5,000 messages walked
+   20,000, so the event bus's rules (which send one message per matched event) slowed with the
+   read side's backlog, to 21 events a second with a few thousand queued (measured). While moto
+   sends, `attributes` now answers only what the send reads, spelled as moto spells it.
+
 Each fix replaces private moto code, so it is only right for the moto it was read from and
 checked against (tests/integration/devstack/test_moto_speedups.py compares it with moto's own
 results): install() refuses any other version. To move to a new moto, read its code again, run
@@ -128,6 +135,31 @@ def _fast_clock() -> None:
 
     setattr(sqs_models, "unix_time", unix_time)
     setattr(sqs_models, "unix_time_millis", unix_time_millis)
+
+
+_queue_attributes = sqs_models.Queue.attributes
+
+
+def _sending_attributes(self: Any) -> dict[str, Any]:
+    if not getattr(_state, "sending", False):
+        return dict(_queue_attributes.fget(self))  # type: ignore[attr-defined]
+    # All that moto's send path reads (_validate_message, send_message, add_message): the
+    # FIFO-only ContentBasedDeduplication, a bool rendered "true"/"false" as `attributes` renders it.
+    return {"ContentBasedDeduplication": str(self.content_based_deduplication).lower()} if self.fifo_queue else {}
+
+
+def _cheap_sends() -> None:
+    original = sqs_models.SQSBackend.send_message
+
+    def send_message(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _state.sending = True
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _state.sending = False
+
+    sqs_models.SQSBackend.send_message = send_message  # type: ignore[method-assign]
+    sqs_models.Queue.attributes = property(_sending_attributes)  # type: ignore[assignment,method-assign]
 
 
 def _all_items(self: Table) -> list[Item]:
@@ -277,6 +309,7 @@ def install() -> None:
     if getattr(original, "storefront_speedup", False):
         return
     _fast_clock()
+    _cheap_sends()
     modules = tuple(moto_backends.list_of_moto_modules())
     moto_backends.list_of_moto_modules = lambda: modules
 

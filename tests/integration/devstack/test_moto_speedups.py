@@ -230,3 +230,30 @@ def test_a_batch_write_of_every_kind_of_value_reads_back_the_same(ddb):
     assert {k: v for k, v in stored.items() if k not in ("ss", "ns", "bs")} == \
         {k: v for k, v in item.items() if k not in ("ss", "ns", "bs")}
     assert sorted(stored["ss"]["SS"]) == ["a", "b"] and sorted(stored["bs"]["BS"]) == [b"\x02", b"\x03"]
+
+
+def test_a_send_does_not_count_the_queues_messages_and_fifo_sends_behave_as_in_moto(aws, monkeypatch):
+    import moto.sqs.models as sqs_models
+
+    install()
+    sqs = aws("sqs")
+    standard = sqs.create_queue(QueueName="speed-standard")["QueueUrl"]
+    fifo = sqs.create_queue(QueueName="speed.fifo", Attributes={"FifoQueue": "true",
+                                                                "ContentBasedDeduplication": "true"})["QueueUrl"]
+    strict = sqs.create_queue(QueueName="speed-strict.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    walked = []
+    counting = sqs_models.Queue.approximate_number_of_messages
+    monkeypatch.setattr(sqs_models.Queue, "approximate_number_of_messages",
+                        property(lambda self: walked.append(self.name) or counting.fget(self)))
+
+    sqs.send_message(QueueUrl=standard, MessageBody="one")
+    for _ in range(2):  # the same body twice: content-based deduplication keeps one
+        sqs.send_message(QueueUrl=fifo, MessageBody="same", MessageGroupId="g")
+    with pytest.raises(ClientError, match="ContentBasedDeduplication enabled or MessageDeduplicationId"):
+        sqs.send_message(QueueUrl=strict, MessageBody="x", MessageGroupId="g")
+
+    assert walked == []
+    received = sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in received] == ["same"]
+    attributes = sqs.get_queue_attributes(QueueUrl=standard, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "1" and walked  # read outside a send: counted
