@@ -176,6 +176,8 @@ def _stats(e: dict) -> dict[str, dict[str, int]]:
 
 def _writes_per_event(e: dict, aws: dict, *, since: float, stats: dict[str, dict[str, int]]) -> None:
     """Write calls to the sales table in project_sales' traces, per record it was handed."""
+    from devstack.traces import segment_documents
+
     xray = boto3.client("xray", **aws)
     start = datetime.fromtimestamp(since, timezone.utc) - timedelta(seconds=5)
     ids = [s["Id"] for page in xray.get_paginator("get_trace_summaries").paginate(
@@ -183,17 +185,15 @@ def _writes_per_event(e: dict, aws: dict, *, since: float, stats: dict[str, dict
     writes = records = 0
     for first in range(0, len(ids), 5):
         for trace in xray.batch_get_traces(TraceIds=ids[first:first + 5])["Traces"]:
-            for segment in trace["Segments"]:
-                doc = json.loads(segment["Document"])
+            for doc in segment_documents(trace):  # subsegments put back under their parents
                 if not doc["name"].endswith("project_sales") or doc.get("origin") != "AWS::Lambda::Function":
                     continue
                 for call in _walk(doc):
-                    aws_fields = call.get("aws", {})
-                    if call.get("name") == "DynamoDB" and aws_fields.get("operation") in (
-                            "TransactWriteItems", "UpdateItem", "PutItem", "BatchWriteItem"):
-                        writes += 1
                     if call.get("name", "").startswith("## project_sales record"):
                         records += 1
+                    elif call.get("name") == "DynamoDB" and call.get("aws", {}).get("operation") in (
+                            "TransactWriteItems", "UpdateItem", "PutItem", "BatchWriteItem", "DeleteItem"):
+                        writes += 1
     delivered = stats.get("project_sales", {}).get("records_delivered", 0)
     print(f"read model: {writes} write calls for {records} events projected (traced), "
           f"{delivered} records delivered   ({writes / max(records, 1):.2f} writes per event, goal 1)")

@@ -46,7 +46,9 @@ def _event_of(record: SQSRecord) -> tuple[str, Mapping[str, Any]]:
     return detail_type, detail
 
 
-@read_side.on_sqs_message(queue="SalesEventsQueue", batch_size=10, maximum_batching_window_in_seconds=1,
+# No batching window: a lone event is applied at once; under load the backlog fills the batches
+# anyway, since at most READ_MODELS_MAX_CONCURRENCY invocations run.
+@read_side.on_sqs_message(queue="SalesEventsQueue", batch_size=10, maximum_batching_window_in_seconds=0,
                           maximum_concurrency=max_concurrency(READ_MODELS_MAX_CONCURRENCY, 2))
 def project_sales(event: SQSEvent) -> PartialItemFailureResponse:
     return process_records(event, _project, span_name="## project_sales record")
@@ -61,7 +63,7 @@ def _project(record: SQSRecord) -> None:
                                               "outcome": None if outcome is None else str(outcome)})
 
 
-@read_side.on_sqs_message(queue="LowStockQueue", batch_size=10, maximum_batching_window_in_seconds=1,
+@read_side.on_sqs_message(queue="LowStockQueue", batch_size=10, maximum_batching_window_in_seconds=0,
                           maximum_concurrency=max_concurrency(READ_MODELS_MAX_CONCURRENCY, 2))
 def email_low_stock(event: SQSEvent) -> PartialItemFailureResponse:
     return process_records(event, _email, span_name="## email_low_stock record")
