@@ -42,6 +42,12 @@ class LambdaQueue:
         assert len(messages) == count, f"expected {count} messages, got {len(messages)}"
         return messages
 
+    def receive_available(self, count: int = 10) -> list[dict[str, Any]]:
+        """Up to `count` messages that are there now (none when the queue is empty)."""
+        return list(self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=count, WaitTimeSeconds=0,
+                                             MessageSystemAttributeNames=["All"],
+                                             MessageAttributeNames=["All"]).get("Messages", []))
+
     def is_empty(self) -> bool:
         return not self.sqs.receive_message(QueueUrl=self.url, WaitTimeSeconds=0).get("Messages")
 
