@@ -14,12 +14,15 @@ __all__ = ["install_app", "app_aws"]
 _AWS: AwsClients | None = None
 
 
-def install_app(settings: Settings | None = None, *, tracer: Tracer | None = None) -> AwsClients:
-    """Install services for `settings` (the environment's by default); their boto3 clients."""
+def install_app(settings: Settings | None = None, *, tracer: Tracer | None = None,
+                clock: bootstrap.Clock = bootstrap.utc_now) -> AwsClients:
+    """Install services for `settings` (the environment's by default); their boto3 clients.
+    `clock`: the container's time (a test moves it on where the world's time must pass)."""
     global _AWS
     s = settings or load_settings()
     aws = AwsClients(s.region)
-    bootstrap.install(bootstrap.bootstrap(s, clients=bootstrap.aws_clients(s, aws=aws), tracer=tracer))
+    bootstrap.install(bootstrap.bootstrap(s, clients=bootstrap.aws_clients(s, aws=aws, clock=clock), tracer=tracer,
+                                          clock=clock))
     _AWS = aws
     return aws
 

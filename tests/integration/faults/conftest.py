@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -28,6 +30,21 @@ from tests.support.sqs import LambdaQueue
 CHUNK_ROWS = 4  # a dozen rows make three chunks
 
 
+class AppClock:
+    """The app container's time: the wall clock, moved on by what a scenario lets pass."""
+
+    def __init__(self) -> None:
+        self._ahead = timedelta()
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        return datetime.now(timezone.utc) + self._ahead
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._ahead += timedelta(seconds=seconds)
+
+
 @dataclass
 class World:
     stack: Any
@@ -36,6 +53,7 @@ class World:
     new_user: Any
     env: dict[str, str]
     api_app: Any  # the Chalice app: its handler_map is what Lambda invokes
+    clock: AppClock = field(default_factory=AppClock)
 
     def client(self, service: str) -> Any:
         return self.stack.client(service)
@@ -62,8 +80,9 @@ def world(stack, api, new_user) -> Iterator[World]:  # noqa: F811 - the imported
         if name.endswith("_QUEUE"):
             LambdaQueue(sqs, url).drain()  # PurgeQueue is allowed once a minute
     # A container of its own: new clients (the hooks of an earlier test are gone with them).
-    install_app(dataclasses.replace(load_settings(), import_chunk_rows=CHUNK_ROWS))
+    clock = AppClock()
+    install_app(dataclasses.replace(load_settings(), import_chunk_rows=CHUNK_ROWS), clock=clock)
     try:
-        yield World(stack, api, Delivery(app, sqs, stack.provisioned.queue_url), new_user, env, app)
+        yield World(stack, api, Delivery(app, sqs, stack.provisioned.queue_url), new_user, env, app, clock)
     finally:
         install_app()

@@ -57,6 +57,9 @@ class Delivery:
             self._queues[name] = LambdaQueue(sqs, queue_url(source.queue), region)
         self.repeated: Counter[str] = Counter()  # by handler: records it got a second time, or at once twice
         self._copied: set[str] = set()
+        # Told the seconds a failed record waits before it comes back (its queue's visibility
+        # timeout), for a scenario whose consumer's behaviour depends on that time having passed.
+        self.elapse: Callable[[float], None] | None = None
 
     def queue(self, handler: str) -> LambdaQueue:
         return self._queues[handler]
@@ -123,6 +126,8 @@ class Delivery:
         for outcome in outcomes:
             failed &= _failed_ids(outcome, ids)
         queue.delete([m for m in messages if m["MessageId"] not in failed])
+        if failed and self.elapse is not None:
+            self.elapse(self._visibility_timeout(queue))
         queue.make_visible([m for m in messages if m["MessageId"] in failed])
         if how == TWICE:
             for message in messages:
@@ -130,6 +135,16 @@ class Delivery:
                     self._copied.add(message["MessageId"])
                     self._sqs.send_message(QueueUrl=queue.url, MessageBody=message["Body"], MessageAttributes={
                         _COPY: {"DataType": "String", "StringValue": message["MessageId"]}})
+
+    def _visibility_timeout(self, queue: LambdaQueue) -> float:
+        return float(self._sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["VisibilityTimeout"])[
+            "Attributes"]["VisibilityTimeout"])
+
+    def invoke(self, handler: str, event: dict[str, Any]) -> Any:
+        """Invoke any of the app's functions with `event` as Lambda would (a stream's event source
+        mapping, say), named `running` so faults aimed at it reach it; its response, or the
+        exception that ended the invocation."""
+        return self._invoke(handler, event)
 
     def _invoke(self, handler: str, event: dict[str, Any]) -> Any:
         """The handler's response, or the exception that ended the invocation."""

@@ -5,13 +5,15 @@ client the app uses (`client.meta.events`). The boto3 clients of the app's conta
 by the container itself; pynamodb makes a client per connection, which its public
 `pre_dynamodb_send` signal names before the first call, so the hooks are registered then.
 
-Three hook points, three kinds of fault:
+Three hook points, four kinds of fault:
 
 - `before-send` (on the wire, below botocore's retries): a seeded share of requests is answered
   with an error, as a throttling DynamoDB answers. The SDK retries them as it would on AWS; what
   it gives up on reaches the app.
 - `before-call` (above the retries): the first N calls of an operation fail as if the SDK had
   exhausted its retries. The app sees each of them.
+- `before-call` and `after-call` together, for EventBridge's PutEvents, which answers per entry:
+  some entries of a call are refused (never put) and named failed in its answer, the others put.
 - `after-call`: the Nth write of a consumer is made, then the process dies (ProcessKilled, a
   BaseException: no `except Exception` of the app or of Powertools' batch processor stops it,
   as nothing stops a Lambda sandbox being killed).
@@ -62,7 +64,18 @@ def app_clients() -> list[Any]:
     from tests.support.app_wiring import app_aws
 
     aws = app_aws()
-    return [aws.s3, aws.sns, aws.dynamodb_bulk, aws.sqs]
+    return [aws.s3, aws.sns, aws.dynamodb_bulk, aws.sqs, aws.events]
+
+
+# The service an event names (botocore names a hook's event by the service's id, which is not
+# always its endpoint prefix) -> the name faults are aimed by.
+_SERVICE_OF_EVENT = {"eventbridge": "events"}
+_REFUSED = "fault_suite_refused_entries"  # in the call's context: the entries refused, by index
+
+
+def _service_of(event_name: str) -> str:
+    service = event_name.split(".")[1]
+    return _SERVICE_OF_EVENT.get(service, service)
 
 
 class ProcessKilled(BaseException):
@@ -99,6 +112,13 @@ class _First:
 
 
 @dataclass
+class _Refusal:
+    indexes: frozenset[int]
+    code: str
+    left: int
+
+
+@dataclass
 class Faults:
     """The faults aimed at one consumer (a handler name), and what they did."""
 
@@ -108,6 +128,7 @@ class Faults:
     writes: int = 0
     _shares: list[_Share] = field(default_factory=list)
     _firsts: list[_First] = field(default_factory=list)
+    _refusals: list[_Refusal] = field(default_factory=list)
     _kill_after: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _registered: list[tuple[Any, str, Any]] = field(default_factory=list)
@@ -125,6 +146,11 @@ class Faults:
         """The target's next `times` calls of `operations` (whose request `when` accepts) fail
         with `code`, past the SDK's retries."""
         self._firsts.append(_First(service, frozenset(operations), code, status, times, when))
+
+    def refuse_entries(self, indexes: set[int], times: int, code: str = "InternalFailure") -> None:
+        """In the target's next `times` PutEvents calls, the entries at `indexes` (of each call's
+        own entries) are not put and the answer names them failed with `code`; the rest are put."""
+        self._refusals.append(_Refusal(frozenset(indexes), code, times))
 
     def kill_after_writes(self, count: int) -> None:
         """The target's `count`-th write is made, then its process dies (once)."""
@@ -168,7 +194,7 @@ class Faults:
     def _on_wire(self, event_name: str, **_: Any) -> AWSResponse | None:
         if not self._aimed():
             return None
-        service = event_name.split(".")[1]
+        service = _service_of(event_name)
         with self._lock:
             for rule in self._shares:
                 if rule.service == service and rule.rng.random() < rule.share:
@@ -176,10 +202,11 @@ class Faults:
                     return AWSResponse("https://fault.invalid", rule.status, {}, _Body(_WIRE_ERRORS[service](rule.code)))
         return None
 
-    def _on_call(self, event_name: str, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+    def _on_call(self, event_name: str, params: dict[str, Any], context: dict[str, Any] | None = None,
+                 **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
         if not self._aimed():
             return None
-        _, service, operation = event_name.split(".")
+        service, operation = _service_of(event_name), event_name.split(".")[2]
         with self._lock:
             for rule in self._firsts:
                 if rule.service == service and operation in rule.operations and rule.left > 0 and rule.when(params):
@@ -188,12 +215,42 @@ class Faults:
                     parsed = {"Error": {"Code": rule.code, "Message": "injected by the fault suite"},
                               "ResponseMetadata": {"HTTPStatusCode": rule.status, "HTTPHeaders": {}}}
                     return AWSResponse("https://fault.invalid", rule.status, {}, None), parsed
+        if (service, operation) == ("events", "PutEvents"):
+            return self._refuse(params, context if context is not None else {})
         return None
 
-    def _after_call(self, event_name: str, http_response: Any = None, **_: Any) -> None:
+    def _refuse(self, params: dict[str, Any], context: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]] | None:
+        """PutEvents with the entries of the first refusal left dropped from the request (their
+        failures are written into the answer by `_after_call`)."""
+        body = json.loads(params["body"])
+        entries = body["Entries"]
+        with self._lock:
+            rule = next((r for r in self._refusals if r.left > 0), None)
+            refused = sorted(i for i in rule.indexes if i < len(entries)) if rule else []
+            if rule is None or not refused:
+                return None
+            rule.left -= 1
+            self.injected[f"PutEvents:{rule.code}"] += len(refused)
+        context[_REFUSED] = (refused, rule.code)
+        if len(refused) == len(entries):  # nothing to put: answered here
+            parsed = {"FailedEntryCount": 0, "Entries": [],
+                      "ResponseMetadata": {"HTTPStatusCode": 200, "HTTPHeaders": {}}}
+            return AWSResponse("https://fault.invalid", 200, {}, None), parsed
+        body["Entries"] = [e for i, e in enumerate(entries) if i not in refused]
+        params["body"] = json.dumps(body).encode()
+        params["headers"].pop("Content-Length", None)
+        return None
+
+    def _after_call(self, event_name: str, http_response: Any = None, parsed: dict[str, Any] | None = None,
+                    context: dict[str, Any] | None = None, **_: Any) -> None:
+        if context and _REFUSED in context and parsed is not None and "Entries" in parsed:
+            refused, code = context.pop(_REFUSED)
+            for index in refused:  # the answer's entries are in the request's order
+                parsed["Entries"].insert(index, {"ErrorCode": code, "ErrorMessage": "injected by the fault suite"})
+            parsed["FailedEntryCount"] = parsed.get("FailedEntryCount", 0) + len(refused)
         if not self._aimed():
             return
-        _, service, operation = event_name.split(".")
+        service, operation = _service_of(event_name), event_name.split(".")[2]
         if operation not in WRITES.get(service, ()) or getattr(http_response, "status_code", 200) >= 300:
             return
         with self._lock:

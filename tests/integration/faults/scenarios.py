@@ -16,9 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ses.models import ses_backends
+
 from chalicelib.domain.cleanup import STALE_IMAGE_ERROR
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.imports import Chunk
+from devstack.tokens import local_email
+from tests.integration.app.events_helpers import StreamTail, stream_event
 from tests.integration.app.helpers import PRODUCT, body_of, create, products_of
 from tests.integration.app.images_helpers import images_of, post_file, request_upload
 from tests.integration.app.imports_helpers import TopicTap, upload
@@ -27,7 +32,7 @@ from tests.integration.faults.delivery import ONCE, REVERSED, TWICE, ScheduleRun
 from tests.integration.faults.sagas import SAGA, SagaDriver
 from tests.support.image_corpus import jpeg
 
-__all__ = ["SCENARIOS", "Scenario", "POISON", "PAYMENTS_UNAVAILABLE"]
+__all__ = ["SCENARIOS", "Scenario", "POISON", "PAYMENTS_UNAVAILABLE", "table_stream", "publish_changes", "queued_events", "sales_of"]
 
 POISON = "{this is not json"
 OUT_OF_ORDER = "out of order"
@@ -185,6 +190,163 @@ class Saga(Scenario):
             mails = world.mail_about(order_id)
             # Sent, then recorded: a DynamoDB failure between the two sends it again on the retry.
             assert len(mails) == 1 or (fault in MAY_RESEND_MAIL and len(mails) > 1), mails
+
+
+# -- domain events: the sales read model and the low-stock e-mail -------------------------------
+
+
+def table_stream(world: Any, logical_id: str) -> StreamTail:
+    """The table's stream from now on (the suite's tables are shared: a test keeps its own records)."""
+    return StreamTail(world.client("dynamodb"), world.client("dynamodbstreams"),
+                      world.stack.provisioned[logical_id].ref)
+
+
+def publish_changes(world: Any, publisher: str, stream: StreamTail, ids: list[str]) -> None:
+    """What the table's event source mapping does with the new changes of `ids` (no fault: it is
+    aimed at the read side): one batch to the publisher, whose events moto's rules route."""
+    records = stream.new(ids)
+    assert records, f"no changes of {ids} in the stream"
+    answer = world.delivery.invoke(publisher, stream_event(records, stream.arn))
+    assert answer == {"batchItemFailures": []}, answer
+
+
+def queued_events(world: Any, handler: str) -> list[dict[str, Any]]:
+    """The bus's events in the consumer's queue, in the order it gives them (left there, visible)."""
+    queue = world.delivery.queue(handler)
+    held: list[dict[str, Any]] = []
+    while batch := queue.sqs.receive_message(QueueUrl=queue.url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                             VisibilityTimeout=30).get("Messages", []):
+        held += batch
+    queue.make_visible(held)
+    return [json.loads(m["Body"]) for m in held]
+
+
+def sales_of(world: Any, seller: Any) -> dict[str, Any]:
+    response = world.api.get("/sellers/me/sales", headers=seller.headers())
+    assert response.status_code == 200, response.body
+    return body_of(response)
+
+
+# Product -> its orders (quantity, card); the last confirmed order of the lamp is then cancelled.
+SALES_ORDERS = {"Lamp": ((1, "pm_card_visa"), (2, "pm_card_visa"), (1, "pm_card_chargeDeclined"),
+                         (3, "pm_card_visa")),
+                "Chair": ((2, "pm_card_visa"), (1, "pm_card_visa"))}
+SALES_STOCK = 20
+
+
+class Sales(Scenario):
+    """Orders confirmed (one then cancelled, one declined) through the orders consumer and their
+    sagas, their changes published from the orders table's stream: the seller's sales must be the
+    confirmed orders less the cancelled one, each counted once, in whatever order they arrive."""
+
+    def arrange(self, world: Any, fault: str) -> None:
+        seller, buyer = world.new_user(), world.new_user()
+        products, orders = table_stream(world, "ProductsTable"), table_stream(world, "OrdersTable")
+        placed: dict[str, tuple[str, int, str]] = {}  # order -> (product, quantity, card)
+        product_ids = {}
+        for name, wanted in SALES_ORDERS.items():
+            product_ids[name] = body_of(create(world.api, seller, {**PRODUCT, "name": name, "stock": SALES_STOCK}))["id"]
+            for quantity, card in wanted:
+                response = place(world.api, buyer, product_ids[name], quantity, payment_method=card)
+                assert response.status_code == 202, response.body
+                placed[body_of(response)["order_id"]] = (name, quantity, card)
+        world.delivery.drain(["consume_orders"])  # no fault: it is aimed at the projection
+        driver = SagaDriver(world.api_app, world.client("stepfunctions"), world.stack.saga_arn)
+        driver.run(list(placed))
+        cancelled = [o for o, (name, _, card) in placed.items() if name == "Lamp" and card == "pm_card_visa"][-1]
+        assert world.api.post(f"/orders/{cancelled}/cancel", headers=buyer.headers()).status_code == 202
+        driver.run([f"{cancelled}-cancel"])
+        final = {o: read_order(world.api, buyer, o)["status"] for o in placed}
+        assert final == {o: "cancelled" if o == cancelled else CARDS[card][0] for o, (_, _, card) in placed.items()}
+        # Names first, then the orders' changes in the stream's order: a cancellation is queued
+        # after its confirmation (delivered out of order, it arrives before it).
+        publish_changes(world, "publish_product_events", products, list(product_ids.values()))
+        publish_changes(world, "publish_order_events", orders, list(placed))
+        if fault == OUT_OF_ORDER:  # queued confirmation first: delivered newest first, the cancellation leads
+            moves = [e["detail-type"] for e in queued_events(world, self.target) if e["detail"].get("order_id") == cancelled]
+            assert moves == ["OrderConfirmed", "OrderCancelled"], moves
+        world.delivery.queue(self.target).send(POISON)
+        counted = {o: v for o, v in placed.items() if final[o] == "confirmed"}
+        self.state.update(seller=seller, product_ids=product_ids, counted=counted)
+
+    def settle(self, world: Any, how: str) -> None:
+        world.delivery.drain([self.target], how)
+
+    def check(self, world: Any, fault: str) -> None:
+        counted, product_ids = self.state["counted"], self.state["product_ids"]
+        expected = []
+        for name, product_id in product_ids.items():
+            units = sum(q for product, q, _ in counted.values() if product == name)
+            orders = sum(1 for product, _, _ in counted.values() if product == name)
+            expected.append({"product_id": product_id, "name": name, "orders": orders, "units": units,
+                             "revenue_cents": units * PRODUCT["price_cents"]})
+        sales = sales_of(world, self.state["seller"])
+        assert sales["totals"] == {"orders": 4, "units": 6, "revenue_cents": 6 * PRODUCT["price_cents"]}, sales
+        assert sorted(sales["products"], key=lambda p: p["name"]) == sorted(expected, key=lambda p: p["name"]), sales
+        assert_only_poison(world, self.target)
+
+
+# Product -> (its stock, the quantities ordered, a restock to before the orders after it, and how
+# many times its stock crosses below LOW_STOCK_THRESHOLD (5): one e-mail each).
+LOW_STOCK = {"Kettle": (6, (2,), None, 1),  # 6 -> 4
+             "Teapot": (7, (1, 1, 1, 1), None, 1),  # 7 -> 6 -> 5 -> 4 -> 3: once, at 5 -> 4
+             "Cup": (5, (1, 1), None, 1),  # 5 -> 4 -> 3
+             "Saucer": (9, (1,), None, 0),  # 9 -> 8: never below
+             "Tray": (6, (2,), (8, (4,)), 2)}  # 6 -> 4, restocked to 8, 8 -> 4: two crossings
+MAY_RESEND_LOW_STOCK = frozenset({"dynamodb throttling"})
+
+
+class LowStock(Scenario):
+    """Reservations take products' stock below 5; the products' changes are published from the
+    table's stream: each crossing e-mails its seller once, naming the product."""
+
+    def arrange(self, world: Any, fault: str) -> None:
+        seller, buyer = world.new_user(), world.new_user()
+        products = table_stream(world, "ProductsTable")
+        product_ids = {}
+        for name, (stock, quantities, _, _) in LOW_STOCK.items():
+            product_ids[name] = body_of(create(world.api, seller, {**PRODUCT, "name": name, "stock": stock}))["id"]
+            self._order(world, buyer, product_ids[name], quantities)
+        world.delivery.drain(["consume_orders"])  # no fault: it is aimed at the e-mails
+        for name, (_, _, restock, _) in LOW_STOCK.items():
+            if restock is not None:
+                stock, quantities = restock
+                product_id = product_ids[name]
+                etag = world.api.get(f"/products/{product_id}").headers["ETag"]
+                response = world.api.patch(f"/products/{product_id}", body=json.dumps({"stock": stock}),
+                                           headers=seller.headers(**{"If-Match": etag}))
+                assert response.status_code == 200, response.body
+                self._order(world, buyer, product_id, quantities)
+                world.delivery.drain(["consume_orders"])
+        publish_changes(world, "publish_product_events", products, list(product_ids.values()))
+        world.delivery.queue(self.target).send(POISON)
+        # A claim on an event's e-mail outlives the consumer's timeout and is shorter than the
+        # queue's visibility timeout: a failed record comes back once that time has passed.
+        world.delivery.elapse = world.clock.advance
+        self.state.update(seller=seller, product_ids=product_ids)
+
+    @staticmethod
+    def _order(world: Any, buyer: Any, product_id: str, quantities: tuple[int, ...]) -> None:
+        for quantity in quantities:
+            response = place(world.api, buyer, product_id, quantity)
+            assert response.status_code == 202, response.body
+
+    def settle(self, world: Any, how: str) -> None:
+        world.delivery.drain([self.target], how)
+
+    def check(self, world: Any, fault: str) -> None:
+        seller, product_ids = self.state["seller"], self.state["product_ids"]
+        sent = ses_backends[DEFAULT_ACCOUNT_ID][world.stack.provisioned.stack.region].sent_messages
+        for name, (_, _, _, crossings) in LOW_STOCK.items():
+            product_id = product_ids[name]
+            mails = [m for m in sent if product_id in getattr(m, "body", "")]
+            # Sent, then recorded: a DynamoDB failure between the two sends it again on the retry.
+            assert len(mails) == crossings or (fault in MAY_RESEND_LOW_STOCK and len(mails) > crossings), \
+                (name, crossings, [m.body for m in mails])
+            for mail in mails:
+                assert mail.destinations == {"ToAddresses": [local_email(seller.username)]}, mail.destinations
+                assert mail.subject == f"Low stock: {name}" and f"\"{name}\" ({product_id})" in mail.body, mail.body
+        assert_only_poison(world, self.target)
 
 
 # -- images -------------------------------------------------------------------------------------
@@ -400,6 +562,8 @@ class Cleanup(Scenario):
 SCENARIOS = {
     "orders": lambda: Orders("consume_orders"),
     "saga": lambda: Saga(SAGA),
+    "sales": lambda: Sales("project_sales"),
+    "low stock": lambda: LowStock("email_low_stock"),
     "images": lambda: Images("process_images", s3_operations=frozenset({"GetObject", "PutObject"})),
     "dispatcher": lambda: Imports("dispatch_import", s3_operations=frozenset({"HeadObject", "GetObject"}),
                                   sns_operations=frozenset({"PublishBatch"}), kill_at=2, failed_calls=2),

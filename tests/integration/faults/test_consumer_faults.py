@@ -6,8 +6,13 @@ clients, or the way messages are delivered); delivery goes on, with retries and 
 redrive policy, until every queue is empty; then nothing is lost, nothing is applied twice, the
 DLQ holds the poison message and nothing else, and every record is in a state a user can read.
 
-Not in the table, because the consumer makes no such call: S3 errors for orders (DynamoDB only),
-SNS errors for orders, images and cleanup (only the import pipeline publishes).
+Not in the table, because the consumer makes no such call: S3 errors for orders, sales and low
+stock (DynamoDB only, and SES for the e-mail), SNS errors for orders, images, cleanup, sales and
+low stock (only the import pipeline publishes).
+
+The read side of the domain events (the sales read model, the low-stock e-mail) is fed by the
+tables' streams through the bus: the scenarios publish real changes, moto's rules route them.
+The publisher itself under EventBridge's failures is test_publisher_faults.py.
 
 The order saga is a consumer too (of the executions the orders consumer starts): its steps run as
 the state machine runs them (tests/integration/faults/sagas.py), and a fault must never change the
@@ -37,6 +42,8 @@ CASES = {
     "dispatcher": ALL,
     "workers": ALL,
     "cleanup": (THROTTLING, S3_ERRORS, KILLED, TWICE_, CONCURRENT, OUT_OF_ORDER),
+    "sales": (THROTTLING, KILLED, TWICE_, CONCURRENT, OUT_OF_ORDER),
+    "low stock": (THROTTLING, KILLED, TWICE_, CONCURRENT, OUT_OF_ORDER),
 }
 HOW = {TWICE_: TWICE, CONCURRENT: CONCURRENTLY, OUT_OF_ORDER: REVERSED}
 ERRORS = {"s3": (("InternalError", 500), ("SlowDown", 503)), "sns": (("InternalError", 500), ("Throttling", 400))}
