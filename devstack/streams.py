@@ -37,13 +37,13 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from devstack.event_rules import BATCH_FAILED, StreamMapping, stream_checkpoint
 from devstack.event_shapes import dynamodb_stream_record, stream_failure_record
 from devstack.invocations import Function, Outcome
 from devstack.lambda_context import function_arn
+from devstack.pollers import Invoker
 
 __all__ = ["StreamPoller"]
 
@@ -52,19 +52,6 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.25  # Lambda polls each shard about four times a second
 DISCOVERY_SECONDS = 5.0  # how often the stream is described again for new shards
 DEFAULT_RETRY_DELAY = 1.0
-
-
-class Invoker(Protocol):
-    """What a stream poller needs from the emulator (as devstack.pollers.Invoker)."""
-
-    @property
-    def retry_delay_seconds(self) -> float | None: ...
-
-    def invoke(self, function: Function, event: dict[str, Any], *, records: int) -> Outcome: ...
-
-    def count_failed_records(self, function: Function, count: int) -> None: ...
-
-    def spawn(self, target: Callable[[], None], name: str) -> None: ...
 
 
 class StreamPoller:
