@@ -59,7 +59,7 @@ class StreamPoller:
 
     def __init__(self, invoker: Invoker, function: Function, mapping: StreamMapping, *, streams: Any,
                  sqs: Any, region: str, account_id: str, stopping: threading.Event,
-                 poll_seconds: float = POLL_SECONDS) -> None:
+                 poll_seconds: float = POLL_SECONDS, discovery_seconds: float = DISCOVERY_SECONDS) -> None:
         self.invoker = invoker
         self.function = function
         self.mapping = mapping
@@ -69,6 +69,7 @@ class StreamPoller:
         self._account_id = account_id
         self._stopping = stopping
         self._poll_seconds = poll_seconds
+        self._discovery_seconds = discovery_seconds
         self._function_arn = function_arn(region, account_id, function.function_name)
         self._lock = threading.Lock()
         self._finished: set[str] = set()
@@ -101,7 +102,7 @@ class StreamPoller:
                 self.invoker.spawn(functools.partial(self._read_shard, shard_id, position),
                                    f"{self.function.function_name}:{shard_id}")
             first_pass = False
-            self._stopping.wait(DISCOVERY_SECONDS)
+            self._stopping.wait(self._discovery_seconds)
 
     def _shards(self) -> list[dict[str, Any]]:
         shards: list[dict[str, Any]] = []

@@ -54,13 +54,14 @@ def _record(sequence: int, created: float) -> dict[str, Any]:
                          "SequenceNumber": str(sequence), "SizeBytes": 10, "StreamViewType": "NEW_AND_OLD_IMAGES"}}
 
 
-def _poller(invoker: FakeInvoker, sqs: FakeSqs, **settings: Any) -> StreamPoller:
+def _poller(invoker: FakeInvoker, sqs: FakeSqs, *, streams: Any = None, stopping: threading.Event | None = None,
+            **settings: Any) -> StreamPoller:
     mapping = StreamMapping(logical_id="M", uuid="u", function_name="sf-dev-publish", stream_arn=STREAM,
                             on_failure=FAILURES, **settings)
     function = Function(name="publish", function_name="sf-dev-publish", handler=lambda e, c: None,
                         settings=FunctionSettings(timeout_seconds=3, memory_mb=128))
-    return StreamPoller(invoker, function, mapping, streams=None, sqs=sqs, region="eu-west-1",
-                        account_id="123456789012", stopping=threading.Event())
+    return StreamPoller(invoker, function, mapping, streams=streams, sqs=sqs, region="eu-west-1",
+                        account_id="123456789012", stopping=stopping or threading.Event(), discovery_seconds=0.05)
 
 
 def test_records_older_than_the_maximum_age_are_skipped_to_the_failure_queue_without_an_invocation() -> None:
@@ -100,3 +101,51 @@ def test_a_batch_that_keeps_failing_is_retried_the_maximum_number_of_times_and_t
         "condition": "RetryAttemptsExhausted", "approximateInvokeCount": 4}
     assert skipped["responseContext"]["functionError"] == "Unhandled"
     assert invoker.events[0]["Records"][0]["awsRegion"] == "eu-west-1"
+
+
+class FakeStreams:
+    """A stream whose parent shard has ended (records, then no next iterator) and whose child is open."""
+
+    def __init__(self) -> None:
+        now = time.time()
+        self.shards = [{"ShardId": "child", "ParentShardId": "parent"}, {"ShardId": "parent"}]
+        self._records = {"parent": [_record(1, now), _record(2, now)], "child": [_record(3, now)]}
+        self._lock = threading.Lock()
+
+    def describe_stream(self, StreamArn: str) -> dict[str, Any]:
+        return {"StreamDescription": {"Shards": self.shards}}
+
+    def get_shard_iterator(self, StreamArn: str, ShardId: str, ShardIteratorType: str) -> dict[str, str]:
+        return {"ShardIterator": f"{ShardId}:0"}
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
+        shard, position = ShardIterator.split(":")
+        time.sleep(0.05)  # a child read at once would overtake its parent
+        with self._lock:
+            records = self._records[shard][int(position):int(position) + Limit]
+        response: dict[str, Any] = {"Records": records}
+        if shard == "child" or not records:
+            response["NextShardIterator"] = f"{shard}:{int(position) + len(records)}"
+        return response  # the parent's last read has no next iterator: it has ended
+
+
+def test_a_child_shard_is_read_only_after_its_parent_has_ended() -> None:
+    stopping = threading.Event()
+    invoker = FakeInvoker(lambda event: Outcome("r"))
+    threads: list[threading.Thread] = []
+
+    def spawn(target: Callable[[], None], name: str) -> None:
+        threads.append(threading.Thread(target=target, daemon=True))
+        threads[-1].start()
+
+    invoker.spawn = spawn  # type: ignore[method-assign]
+    poller = _poller(invoker, FakeSqs(), streams=FakeStreams(), stopping=stopping)
+    runner = threading.Thread(target=poller.run, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 5
+    while len(invoker.events) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stopping.set()
+    runner.join(2)
+
+    assert [[r["dynamodb"]["SequenceNumber"] for r in e["Records"]] for e in invoker.events] == [["1", "2"], ["3"]]
