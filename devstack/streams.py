@@ -37,13 +37,13 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from devstack.event_rules import BATCH_FAILED, StreamMapping, stream_checkpoint
 from devstack.event_shapes import dynamodb_stream_record, stream_failure_record
 from devstack.invocations import Function, Outcome
 from devstack.lambda_context import function_arn
+from devstack.pollers import Invoker
 
 __all__ = ["StreamPoller"]
 
@@ -54,25 +54,12 @@ DISCOVERY_SECONDS = 5.0  # how often the stream is described again for new shard
 DEFAULT_RETRY_DELAY = 1.0
 
 
-class Invoker(Protocol):
-    """What a stream poller needs from the emulator (as devstack.pollers.Invoker)."""
-
-    @property
-    def retry_delay_seconds(self) -> float | None: ...
-
-    def invoke(self, function: Function, event: dict[str, Any], *, records: int) -> Outcome: ...
-
-    def count_failed_records(self, function: Function, count: int) -> None: ...
-
-    def spawn(self, target: Callable[[], None], name: str) -> None: ...
-
-
 class StreamPoller:
     """One stream event source mapping: finds the shards and reads each in its own thread."""
 
     def __init__(self, invoker: Invoker, function: Function, mapping: StreamMapping, *, streams: Any,
                  sqs: Any, region: str, account_id: str, stopping: threading.Event,
-                 poll_seconds: float = POLL_SECONDS) -> None:
+                 poll_seconds: float = POLL_SECONDS, discovery_seconds: float = DISCOVERY_SECONDS) -> None:
         self.invoker = invoker
         self.function = function
         self.mapping = mapping
@@ -82,6 +69,7 @@ class StreamPoller:
         self._account_id = account_id
         self._stopping = stopping
         self._poll_seconds = poll_seconds
+        self._discovery_seconds = discovery_seconds
         self._function_arn = function_arn(region, account_id, function.function_name)
         self._lock = threading.Lock()
         self._finished: set[str] = set()
@@ -114,7 +102,7 @@ class StreamPoller:
                 self.invoker.spawn(functools.partial(self._read_shard, shard_id, position),
                                    f"{self.function.function_name}:{shard_id}")
             first_pass = False
-            self._stopping.wait(DISCOVERY_SECONDS)
+            self._stopping.wait(self._discovery_seconds)
 
     def _shards(self) -> list[dict[str, Any]]:
         shards: list[dict[str, Any]] = []
