@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 __all__ = [
-    "SEARCH_KEYS", "segment_documents", "Span", "Invocation", "Trace", "Clause", "FilterError", "FunctionCost", "assemble", "parse_filter",
+    "SEARCH_KEYS", "segment_documents", "resource_name", "Span", "Invocation", "Trace", "Clause", "FilterError", "FunctionCost", "assemble", "parse_filter",
     "matches", "select", "related", "linked", "function_costs", "percentile", "handler_name",
     "LAMBDA_REQUEST_PRICE", "LAMBDA_GB_SECOND_PRICE", "API_GATEWAY_REST_PRICE",
 ]
@@ -56,6 +56,13 @@ class Span:
     annotations: Mapping[str, Any] = field(default_factory=dict)
     cause: str = ""
     trace_id: str = ""
+    parent: str = ""  # the parent entity's id (a segment's parent_id may be in another segment)
+    service: str = ""  # an AWS call's service as the SDK names it ("dynamodb", "sqs", "states")
+    operation: str = ""  # an AWS call's operation ("PutItem")
+    resource: str = ""  # what an AWS call acted on: a table, queue, topic, bucket ("" when not recorded)
+    message_id: str = ""  # the id SQS gave a sent message
+    links: tuple[tuple[str, str], ...] = ()  # a segment's links: (trace id, linked entity id)
+    origin: str = ""  # a segment's origin ("AWS::Lambda::Function")
 
     @property
     def duration_ms(self) -> float:
@@ -145,6 +152,8 @@ def segment_documents(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
 def _kind(entity: Mapping[str, Any], depth: int) -> str:
     if depth == 0:
         return "segment"
+    if depth == 1 and entity.get("name") == "Initialization":
+        return "init"  # Lambda's cold start: the container started and the code was imported
     if entity.get("namespace") == "aws":
         return "aws"
     if entity.get("namespace") == "remote":
@@ -162,19 +171,58 @@ def _cause(entity: Mapping[str, Any]) -> str:
     return ""
 
 
-def _walk(entity: Mapping[str, Any], depth: int, segment: str, trace_id: str) -> Iterator[Span]:
+def _last_part(value: str, separator: str) -> str:
+    return value.rstrip(separator).rsplit(separator, 1)[-1]
+
+
+_LISTED = re.compile(r"'([^']+)'")
+
+
+def resource_name(aws: Mapping[str, Any]) -> str:
+    """What an AWS call acted on, from the `aws` fields the X-Ray SDK records ("" when none).
+
+    The SDK records only what its parameter whitelist names (aws_xray_sdk/ext/resources/
+    aws_para_whitelist.json): `table_name` (`table_names` for batch calls, written as
+    "dict_keys(['a', 'b'])"), `queue_url`, `topic_arn`, `bucket_name`, `function_name`; ARNs of
+    state machines and event buses are taken when present. TransactWriteItems, StartExecution and
+    PutEvents record none.
+    """
+    for key in ("table_name", "bucket_name", "function_name"):
+        if aws.get(key):
+            return str(aws[key])
+    if aws.get("table_names"):
+        names = aws["table_names"]
+        listed = names if isinstance(names, list) else _LISTED.findall(str(names)) or [str(names)]
+        return ", ".join(sorted(str(n) for n in listed))
+    if aws.get("queue_url"):
+        return _last_part(str(aws["queue_url"]), "/")
+    for key in ("topic_arn", "state_machine_arn", "event_bus_arn", "event_bus_name", "resource_arn"):
+        if aws.get(key):
+            return _last_part(str(aws[key]), ":")
+    return ""
+
+
+def _walk(entity: Mapping[str, Any], depth: int, segment: str, trace_id: str, parent: str = "") -> Iterator[Span]:
     start = float(entity.get("start_time", 0))
     end = float(entity.get("end_time", start))
     name = str(entity.get("name", ""))
-    operation = (entity.get("aws") or {}).get("operation") if depth else None
+    aws = (entity.get("aws") or {}) if depth else {}
+    operation = str(aws.get("operation") or "")
     if operation:
         name = f"{name} {operation}"  # "DynamoDB TransactWriteItems" says more than "dynamodb"
-    yield Span(id=str(entity.get("id", "")), name=name, start=start, end=end,
+    links = tuple((str(link["trace_id"]), str(link.get("id", ""))) for link in (entity.get("links") or [])
+                  if isinstance(link, Mapping) and link.get("trace_id")) if depth == 0 else ()
+    own_id = str(entity.get("id", ""))
+    yield Span(id=own_id, name=name, start=start, end=end,
                depth=depth, segment=segment, kind=_kind(entity, depth), error=bool(entity.get("error")),
                fault=bool(entity.get("fault")), throttle=bool(entity.get("throttle")),
-               annotations=dict(entity.get("annotations") or {}), cause=_cause(entity), trace_id=trace_id)
+               annotations=dict(entity.get("annotations") or {}), cause=_cause(entity), trace_id=trace_id,
+               parent=str(entity.get("parent_id") or parent), service=str(entity.get("name", "")) if aws else "",
+               operation=operation, resource=resource_name(aws) if aws else "",
+               message_id=str(aws.get("message_id") or ""), links=links,
+               origin=str(entity.get("origin") or "") if depth == 0 else "")
     for child in sorted(entity.get("subsegments", []), key=lambda c: c.get("start_time", 0)):
-        yield from _walk(child, depth + 1, segment, trace_id)
+        yield from _walk(child, depth + 1, segment, trace_id, own_id)
 
 
 def _ordered(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
