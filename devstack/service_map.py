@@ -73,6 +73,8 @@ class Edge:
     target: str
     kind: str  # "call" | "message" (waited in a queue, topic, bus) | "task" | "request" (from clients)
     calls: list[Call] = field(default_factory=list)
+    _sorted: list[float] = field(default_factory=list, repr=False, compare=False)
+    _statuses: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -83,7 +85,13 @@ class Edge:
         return len(self.calls)
 
     def _rate(self, *statuses: str) -> float:
-        return sum(c.status in statuses for c in self.calls) / len(self.calls) if self.calls else 0.0
+        if not self.calls:
+            return 0.0
+        if sum(self._statuses.values()) != len(self.calls):
+            self._statuses = defaultdict(int)
+            for call in self.calls:
+                self._statuses[call.status] += 1
+        return sum(self._statuses[s] for s in statuses) / len(self.calls)
 
     @property
     def error_rate(self) -> float:
@@ -94,7 +102,12 @@ class Edge:
         return self._rate("fault")
 
     def percentile(self, q: float) -> float:
-        return percentile([c.duration_ms for c in self.calls], q) if self.calls else 0.0
+        """The nearest-rank percentile of the calls' durations (0 with no calls)."""
+        if not self.calls:
+            return 0.0
+        if len(self._sorted) != len(self.calls):  # sorted once per page, not once per figure
+            self._sorted = sorted(c.duration_ms for c in self.calls)
+        return self._sorted[max(1, math.ceil(q / 100 * len(self._sorted))) - 1]
 
     def slowest(self, n: int = 20) -> list[Call]:
         return sorted(self.calls, key=lambda c: c.duration_ms, reverse=True)[:n]
@@ -118,12 +131,18 @@ class ServiceMap:
 
     def node_stats(self, node_id: str) -> tuple[int, float, float, float]:
         """(calls into it, p50 ms, p99 ms, error-or-fault rate), over the edges into the node."""
-        calls = [c for e in self.edges.values() if e.target == node_id for c in e.calls]
+        calls = [c for e in self._into().get(node_id, ()) for c in e.calls]
         if not calls:
             return 0, 0.0, 0.0, 0.0
         durations = [c.duration_ms for c in calls]
         failed = sum(c.status != "ok" for c in calls) / len(calls)
         return len(calls), percentile(durations, 50), percentile(durations, 99), failed
+
+    def _into(self) -> dict[str, list[Edge]]:
+        into: dict[str, list[Edge]] = defaultdict(list)
+        for edge in self.edges.values():
+            into[edge.target].append(edge)
+        return into
 
     def edge(self, source_name: str, target_name: str) -> Edge | None:
         """The edge between the nodes so named (any kind), for tests and people."""
@@ -172,10 +191,10 @@ def _status(span: Span) -> str:
     return span.status
 
 
-def _failed(index: _Index, segment: Span) -> str:
+def _failed(segment: Span, own: list[Span]) -> str:
     """A segment's outcome by its own spans (an AWS call marked error is the handler's to judge)."""
     worst = segment.status
-    for span in index.subtree(segment.id):
+    for span in own:
         if span.kind == "subsegment" and span.status != "ok":
             if span.fault or worst == "ok":
                 worst = span.status
@@ -200,8 +219,8 @@ def _handoff(index: _Index, entity_id: str, before: float, message_ids: set[str]
     return max(handoffs or under, key=lambda s: s.end)
 
 
-def _message_ids(index: _Index, segment: Span) -> set[str]:
-    return {str(s.annotations["message_id"]) for s in index.subtree(segment.id) if "message_id" in s.annotations}
+def _message_ids(own: Iterable[Span]) -> set[str]:
+    return {str(s.annotations["message_id"]) for s in own if "message_id" in s.annotations}
 
 
 def queue_spans(consumer: Trace, producers: Mapping[str, Trace]) -> list[Span]:
@@ -211,7 +230,7 @@ def queue_spans(consumer: Trace, producers: Mapping[str, Trace]) -> list[Span]:
     found = []
     cache: dict[str, _Index] = {}
     for segment in (s for s in consumer.spans if s.depth == 0 and s.links):
-        ids = _message_ids(index, segment)
+        ids = _message_ids(index.subtree(segment.id))
         for trace_id, entity_id in segment.links:
             producer = producers.get(trace_id)
             if producer is None:
@@ -231,7 +250,17 @@ def _queue_span(send: Span, segment: Span, trace_id: str) -> Span:
                 annotations={"sent_by": send.name, "trace": send.trace_id})
 
 
-def _target(span: Span) -> Node:
+def _target(span: Span, known: dict[tuple[str, str, str], Node] | None = None) -> Node:
+    key = (span.kind, span.service, span.resource or span.name)
+    if known is not None and key in known:
+        return known[key]
+    node = _new_target(span)
+    if known is not None:
+        known[key] = node
+    return node
+
+
+def _new_target(span: Span) -> Node:
     if span.kind == "remote":
         return Node(f"remote:{span.name}", "remote", span.name)
     kind = _KINDS.get(span.service, span.service or "service")
@@ -271,6 +300,7 @@ def build(traces: Sequence[Trace]) -> ServiceMap:
         traces_by_node[target.id].add(call.trace_id)
 
     clients = Node(CLIENTS, "clients", "clients")
+    targets: dict[tuple[str, str, str], Node] = {}
     for trace in traces:
         index = indexes[trace.id]
         for segment in (s for s in trace.spans if s.depth == 0):
@@ -279,14 +309,15 @@ def build(traces: Sequence[Trace]) -> ServiceMap:
             node = _segment_node(segment, routes)
             nodes.setdefault(node.id, node)
             traces_by_node[node.id].add(trace.id)
-            outcome = _failed(index, segment)
+            own = list(index.subtree(segment.id))
+            outcome = _failed(segment, own)
             ran = Call(segment.duration_ms, trace.id, segment.id, segment.start, outcome, segment.name)
             # What started it.
             parent = index.by_id.get(segment.parent) if segment.parent else None
             while parent is not None and parent.depth == 0 and parent.origin == _LAMBDA_SERVICE_ORIGIN:
                 parent = index.by_id.get(parent.parent) if parent.parent else None
             if segment.links:
-                ids = _message_ids(index, segment)
+                ids = _message_ids(own)
                 for trace_id, entity_id in segment.links:
                     producer = indexes.get(trace_id)
                     send = _handoff(producer, entity_id, segment.start, ids) if producer else None
@@ -306,10 +337,10 @@ def build(traces: Sequence[Trace]) -> ServiceMap:
             else:
                 add(clients, node, "request", ran)
             # What it called.
-            for span in index.subtree(segment.id):
+            for span in own:
                 if span.kind not in ("aws", "remote"):
                     continue
-                add(node, _target(span), "call",
+                add(node, _target(span, targets), "call",
                     Call(span.duration_ms, trace.id, span.id, span.start, _status(span), span.name))
     return ServiceMap(nodes=nodes, edges=edges, traces_by_node=dict(traces_by_node), unresolved_links=unresolved)
 
