@@ -125,12 +125,9 @@ def entry_table(entries: Iterable[EntryStats], width: int = DEFAULT_WIDTH) -> st
 
 
 def slowest_table(traces: Iterable[Trace], n: int = 10, width: int = DEFAULT_WIDTH) -> str:
-    """The `n` slowest traces: duration, status, entry point, then the id on a line of its own."""
-    lines = []
-    for t in sorted(traces, key=lambda t: t.duration_ms, reverse=True)[:n]:
-        lines.append(_cut(f"{t.duration_ms:9.1f} ms  {t.status:<8}  {_time(t.start)}  {t.entry}", width))
-        lines.append(f"  {t.id}")
-    return "\n".join(lines) or "no traces"
+    """The `n` slowest traces, a line each: duration, status, trace id, entry point (cut to fit)."""
+    return "\n".join(_cut(f"{t.duration_ms:9.1f} ms  {t.status:<6}  {t.id}  {t.entry}", width)
+                     for t in sorted(traces, key=lambda t: t.duration_ms, reverse=True)[:n]) or "no traces"
 
 
 def cost_table(costs: Iterable[FunctionCost], width: int = DEFAULT_WIDTH) -> str:
