@@ -140,7 +140,7 @@ def _trace_source(profile: str | None, region: str | None) -> tuple[object, str]
 def traces(filter_text: str, trace_id: str | None, minutes: int, entry: str, errors_only: bool,
            profile: str | None, region: str | None, stage: str) -> int:
     from devstack.trace_reader import Pricing, TraceReader
-    from devstack.service_map import build, entry_stats, queue_spans
+    from devstack.service_map import build, entry_stats, queue_spans, untraced_gaps
     from devstack.trace_text import (
         cost_table, entry_table, map_table, slowest_table, terminal_width, timeline, trace_table, wrap,
     )
@@ -157,7 +157,8 @@ def traces(filter_text: str, trace_id: str | None, minutes: int, entry: str, err
         upstream, downstream = linked(trace, reader.recent(minutes=minutes))
         shown = {t.id: t for t in [*upstream, trace, *downstream]}
         print(timeline(trace, upstream=upstream, downstream=downstream, width=width,
-                       queues={t.id: queue_spans(t, shown) for t in shown.values()}))
+                       queues={t.id: queue_spans(t, shown) for t in shown.values()},
+                       gaps={t.id: untraced_gaps(t) for t in shown.values()}))
         return 0
     try:
         clauses = parse_filter(filter_text)

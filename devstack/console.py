@@ -204,8 +204,9 @@ class Console:
         shown = {t.id: t for t in [*upstream, trace, *downstream]}
         queues = {t.id: service_map.queue_spans(t, shown) for t in shown.values()}
         if html:
+            gaps = {t.id: service_map.untraced_gaps(t) for t in shown.values()}
             self._send(request, 200, trace_pages.trace_page(trace, upstream=upstream, downstream=downstream,
-                                                            related=sharing, queues=queues), "text/html")
+                                                            related=sharing, queues=queues, gaps=gaps), "text/html")
             return
         self._send(request, 200, {
             **trace.as_dict(),

@@ -28,7 +28,7 @@ from devstack.traces import SEARCH_KEYS, Span, Trace, percentile
 
 __all__ = [
     "Node", "Call", "Edge", "ServiceMap", "EntryStats", "build", "queue_spans", "entry_stats", "fold_polling",
-    "HISTOGRAM_BOUNDS_MS", "CLIENTS", "layout", "short_names",
+    "HISTOGRAM_BOUNDS_MS", "CLIENTS", "layout", "short_names", "untraced_gaps", "with_gaps",
 ]
 
 CLIENTS = "client:clients"
@@ -240,6 +240,43 @@ def queue_spans(consumer: Trace, producers: Mapping[str, Trace]) -> list[Span]:
             if send is not None:
                 found.append(_queue_span(send, segment, consumer.id))
     return found
+
+
+_LAMBDA_PHASES = ("Initialization", "Invocation", "Overhead")
+
+
+def untraced_gaps(trace: Trace, min_ms: float = 20.0) -> dict[str, Span]:
+    """Blanks of at least `min_ms` inside a subsegment before one of its calls, by the id of the
+    span each precedes: time the code spent on its own, with no call recorded. On a cold start
+    the blank before a segment's first call is usually the container's first use (the app's
+    services bootstrapped, clients made on first use), and is named so."""
+    index = _Index(trace)
+    cold = {s.parent for s in trace.spans
+            if s.depth == 1 and (s.kind == "init" or s.annotations.get("cold_start") is True)}
+    found: dict[str, Span] = {}
+    first_call: set[str] = set()
+    for parent in trace.spans:
+        if parent.kind != "subsegment" or parent.depth == 0 or parent.name in _LAMBDA_PHASES:
+            continue
+        segment = index.segment_of(parent)
+        segment_id = segment.id if segment is not None else ""
+        cursor = parent.start
+        for child in sorted(index.children.get(parent.id, ()), key=lambda c: c.start):
+            if (child.start - cursor) * 1000 >= min_ms:
+                first = segment_id in cold and segment_id not in first_call
+                name = ("untraced, cold start: the container's first use (services bootstrapped, clients made)"
+                        if first else "untraced: the code's own time (no call recorded)")
+                found[child.id] = Span(id=f"gap-{child.id}", name=name, start=cursor, end=child.start,
+                                       depth=child.depth, segment=child.segment, kind="gap", trace_id=trace.id,
+                                       parent=parent.id)
+            first_call.add(segment_id)
+            cursor = max(cursor, child.end)
+    return found
+
+
+def with_gaps(spans: Iterable[Span], gaps: Mapping[str, Span]) -> list[Span]:
+    """`spans` with each gap just before the span it precedes."""
+    return [shown for span in spans for shown in ((gaps[span.id], span) if span.id in gaps else (span,))]
 
 
 def _queue_span(send: Span, segment: Span, trace_id: str) -> Span:

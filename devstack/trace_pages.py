@@ -13,7 +13,7 @@ from html import escape
 from typing import Iterable, Mapping
 from urllib.parse import quote, urlencode
 
-from devstack.service_map import HISTOGRAM_BOUNDS_MS, Edge, EntryStats, ServiceMap, layout, short_names
+from devstack.service_map import HISTOGRAM_BOUNDS_MS, Edge, EntryStats, ServiceMap, layout, short_names, with_gaps
 from devstack.traces import LAMBDA_GB_SECOND_PRICE, SEARCH_KEYS, FunctionCost, Span, Trace
 
 __all__ = ["list_page", "trace_page", "error_page", "map_page", "edge_page"]
@@ -35,7 +35,8 @@ tr.trace-head td{background:#eee;font-weight:600;padding-top:8px}
 .notes{color:#555;font-size:12px}.cause{color:#b00020;font-size:12px}
 h2{margin-top:1.6em}
 .span.kind-init .bar{background:#8e44ad}.span.kind-queue .bar{background:repeating-linear-gradient(45deg,#999,#999 3px,#ddd 3px,#ddd 6px)}
-.span.kind-queue td.name,.span.kind-init td.name{font-style:italic}.resource{color:#555;font-size:12px;margin-left:.5em}
+.span.kind-gap .bar{background:none;border:1px dashed #999;height:10px}.span.kind-gap td.name{color:#666}
+.span.kind-queue td.name,.span.kind-init td.name,.span.kind-gap td.name{font-style:italic}.resource{color:#555;font-size:12px;margin-left:.5em}
 nav a{margin-right:1em}.hist{display:inline-flex;align-items:flex-end;height:40px;gap:1px;vertical-align:bottom}
 .hist span{display:inline-block;width:14px;background:#4a7bd0;min-height:1px}.hist span.empty{background:#ddd}
 #map{border:1px solid #ccc;background:#fcfcfc;max-width:100%}#map .node rect{stroke:#555;stroke-width:1;rx:6}
@@ -181,11 +182,12 @@ def _trace_label(trace: Trace) -> str:
 
 
 def trace_page(trace: Trace, *, upstream: list[Trace], downstream: list[Trace],
-               related: Mapping[str, list[Trace]], queues: Mapping[str, list[Span]] | None = None) -> str:
+               related: Mapping[str, list[Trace]], queues: Mapping[str, list[Span]] | None = None,
+               gaps: Mapping[str, Mapping[str, Span]] | None = None) -> str:
     """One trace (with the traces linked to it) as a waterfall, and its related traces.
 
     `queues` holds, per trace id, the time its messages waited (service_map.queue_spans): shown
-    just before that trace's own spans.
+    just before that trace's own spans; `gaps` its untraced blanks (service_map.untraced_gaps).
     """
     shown = [*upstream, trace, *downstream]
     origin = min(t.start for t in shown)
@@ -197,7 +199,7 @@ def trace_page(trace: Trace, *, upstream: list[Trace], downstream: list[Trace],
                     f"<a href='/trace/{quote(member.id)}'><code>{member.id}</code></a> {escape(member.entry)} "
                     f"({member.duration_ms} ms, {member.status})</td></tr>")
         rows += [_span_row(s, origin, total) for s in (queues or {}).get(member.id, [])]
-        rows += [_span_row(s, origin, total) for s in member.spans]
+        rows += [_span_row(s, origin, total) for s in with_gaps(member.spans, (gaps or {}).get(member.id, {}))]
     related_html = "".join(
         f"<li>{_filter_link(*_split(label), text=label)}: "
         + ", ".join(f"<a class=related href='/trace/{quote(t.id)}'>{escape(_trace_label(t))}</a>" for t in others[:20])
@@ -210,7 +212,8 @@ def trace_page(trace: Trace, *, upstream: list[Trace], downstream: list[Trace],
             "<table class=waterfall id=waterfall><tr><th>segment / subsegment</th><th>start ms</th><th>ms</th>"
             f"<th>status</th><th></th><th>annotations</th></tr>{''.join(rows)}</table>"
             "<p class=notes>Striped: the time a message waited in its queue (the send's end to the consumer's "
-            "start). Purple: a cold start's Initialization. Grey text beside an AWS call: the resource it "
+            "start). Purple: a cold start's Initialization. Dashed: a blank of 20 ms or more before a call, where "
+            "the code ran on its own (on a cold start, its first use). Grey text beside an AWS call: the resource it "
             "acted on, where the X-Ray SDK records one.</p>"
             f"<h2>Related traces (sharing an annotation)</h2><ul id=related>{related_html}</ul>")
     return _page(f"Trace {trace.id}", body)
@@ -222,6 +225,7 @@ _COLORS = {"clients": "#e8e8e8", "api": "#cdebd6", "function": "#d6e4f8", "table
            "topic": "#f8d7e8", "bucket": "#eadccd", "state machine": "#cfeeea", "event bus": "#f5f0c8",
            "stream": "#f5f0c8", "remote": "#eeeeee"}
 _COL_W, _ROW_H, _BOX_W, _BOX_H, _PAD = 300, 70, 170, 40, 16
+_UNNAMED = " (name not recorded)"  # service_map's name for a call that names no resource
 
 
 def _ms(value: float) -> str:
@@ -258,8 +262,8 @@ def _map_svg(service_map: ServiceMap, *, minutes: int, query: str) -> str:
         else:
             mid = (x1 + x2) / 2
             path = f"M{x1:.0f},{y1:.0f} C{mid:.0f},{y1:.0f} {mid:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"
-            # On the curve a quarter of the way: the edges of one source fan out apart there.
-            lx, ly = 0.421875 * x1 + 0.5625 * mid + 0.015625 * x2 - 8, 0.84375 * y1 + 0.15625 * y2 - 3
+            # The curve's midpoint: edges fanning out of one box (or into one) are half a row apart there.
+            lx, ly = mid, (y1 + y2) / 2 - 3
         classes = "edge" + (" async" if edge.asynchronous else "") + (
             " failing" if edge.error_rate + edge.fault_rate else "")
         href = f"/map/edge?{urlencode({'from': edge.source, 'to': edge.target, 'minutes': minutes})}{query}"
@@ -271,13 +275,15 @@ def _map_svg(service_map: ServiceMap, *, minutes: int, query: str) -> str:
             f"<title>{escape(service_map.nodes[edge.source].name)} → {escape(service_map.nodes[edge.target].name)}"
             f" ({edge.kind}): {escape(_edge_label(edge))}</title>"
             f"<path class='{classes}' d='{path}' marker-end='url(#arrow)'/>"
-            f"<text class=label x='{lx:.0f}' y='{ly:.0f}'>{escape(_edge_label(edge))}</text></a>")
+            f"<text class=label x='{lx:.0f}' y='{ly:.0f}' text-anchor=middle>{escape(_edge_label(edge))}</text></a>")
     for node_id, node in service_map.nodes.items():
         x, y = box(node_id)
         calls, _, p99, failed = service_map.node_stats(node_id)
         href = f"/?{urlencode({'node': node_id, 'minutes': minutes})}"
-        label = short[node.name]
-        label = label if len(label) <= 28 else label[:27] + "…"
+        label, kind = short[node.name], node.kind
+        if label.endswith(_UNNAMED):  # the kind line says it, the box keeps the service's name
+            label, kind = label[:-len(_UNNAMED)], f"{kind} · no name"
+        label = label if len(label) <= 26 else label[:25] + "…"
         parts.append(
             f"<a class=node-link href='{escape(href, True)}'><g class='node{' failing' if failed else ''}' "
             f"data-node='{escape(node_id, True)}' data-kind='{escape(node.kind, True)}' data-name='{escape(node.name, True)}' "
@@ -285,7 +291,7 @@ def _map_svg(service_map: ServiceMap, *, minutes: int, query: str) -> str:
             f"<title>{escape(node.kind)} {escape(node.name)}: {calls} calls in, p99 {_ms(p99)}, {failed:.0%} failed; "
             f"click for its traces</title>"
             f"<rect x='{x}' y='{y}' width='{_BOX_W}' height='{_BOX_H}' fill='{_COLORS.get(node.kind, '#eeeeee')}'/>"
-            f"<text class=kind x='{x + 6}' y='{y + 12}'>{escape(node.kind)}</text>"
+            f"<text class=kind x='{x + 6}' y='{y + 12}'>{escape(kind)}</text>"
             f"<text x='{x + 6}' y='{y + 28}'>{escape(label)}</text></g></a>")
     return (f"<svg id=map xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
             f"viewBox='0 0 {width} {height}'><defs><marker id=arrow viewBox='0 0 10 10' refX=10 refY=5 "

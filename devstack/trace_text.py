@@ -8,7 +8,7 @@ import textwrap
 from datetime import datetime, timezone
 from typing import Iterable, Mapping
 
-from devstack.service_map import EntryStats, ServiceMap, layout, short_names
+from devstack.service_map import EntryStats, ServiceMap, layout, short_names, with_gaps
 from devstack.traces import SEARCH_KEYS, FunctionCost, Span, Trace
 
 __all__ = ["DEFAULT_WIDTH", "cost_table", "entry_table", "map_table", "slowest_table", "terminal_width", "timeline",
@@ -63,17 +63,19 @@ def trace_table(traces: Iterable[Trace], width: int = DEFAULT_WIDTH) -> str:
 def _span_name(span: Span) -> str:
     if span.kind == "init":
         return "Initialization (cold start)"
-    if span.kind == "queue":
+    if span.kind in ("queue", "gap"):
         return f"~ {span.name}"
     return f"{span.name} {span.resource}" if span.resource and span.kind == "aws" else span.name
 
 
 def timeline(trace: Trace, *, upstream: Iterable[Trace] = (), downstream: Iterable[Trace] = (),
-             width: int = DEFAULT_WIDTH, queues: Mapping[str, list[Span]] | None = None) -> str:
+             width: int = DEFAULT_WIDTH, queues: Mapping[str, list[Span]] | None = None,
+             gaps: Mapping[str, Mapping[str, Span]] | None = None) -> str:
     """The trace (and those linked to it) as an indented timeline: offset, duration, status, name.
 
     `queues` (trace id -> service_map.queue_spans) adds the time each message waited ("~ waited
-    in <queue>") before its consumer's spans. An AWS call names its resource after the operation.
+    in <queue>") before its consumer's spans, `gaps` (trace id -> service_map.untraced_gaps) the
+    blanks ("~ untraced: ..."). An AWS call names its resource after the operation.
     """
     shown = [*upstream, trace, *downstream]
     origin = min(t.start for t in shown)
@@ -82,7 +84,7 @@ def timeline(trace: Trace, *, upstream: Iterable[Trace] = (), downstream: Iterab
         role = "" if member is trace else " (linked)"
         lines.append(wrap(f"trace {member.id}{role}  {member.entry}  {member.duration_ms:.1f} ms  {member.status}",
                           width, indent=2))
-        for span in [*(queues or {}).get(member.id, []), *member.spans]:
+        for span in [*(queues or {}).get(member.id, []), *with_gaps(member.spans, (gaps or {}).get(member.id, {}))]:
             notes = "" if span.kind == "queue" else " ".join(f"{k}={v}" for k, v in sorted(span.annotations.items()))
             flag = "" if span.status == "ok" else f" [{span.status.upper()}]"
             cause = f"  ! {span.cause}" if span.cause else ""

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from devstack.service_map import CLIENTS, build, entry_stats, fold_polling, layout, queue_spans, short_names
+from devstack.service_map import (
+    CLIENTS, build, entry_stats, fold_polling, layout, queue_spans, short_names, untraced_gaps, with_gaps,
+)
 from devstack.trace_text import entry_table, map_table, slowest_table, timeline
 from devstack.traces import Trace, assemble
 from tests.support.traces import T0, api_order, consumer, raw
@@ -235,3 +237,20 @@ def test_the_terminal_timeline_shows_the_queue_wait_and_resource_names():
     assert "dynamodb PutItem storefront-dev-OrdersTable" in text
     waited = next(line for line in text.splitlines() if "~ waited in storefront-dev-OrdersQueue" in line)
     assert waited.split()[:4] == ["+", "90.0", "ms", "410.0"]
+
+
+def test_a_blank_before_a_call_is_shown_as_untraced_time_named_for_a_cold_start():
+    cold = assemble(api_order("o-1", cold=True))
+    warm = assemble(api_order("o-2", start=T0 + 5))
+
+    # POST /orders starts at +1 ms, calls PutItem at +10 ms (until +40) and SendMessage at +50 ms.
+    assert untraced_gaps(cold) == {}  # below 20 ms, the default
+    gaps = untraced_gaps(cold, min_ms=5.0)
+    assert [(before, g.kind, g.duration_ms) for before, g in gaps.items()] == [
+        ("c000000000000001", "gap", 9.0), ("c000000000000002", "gap", 10.0)]
+    assert gaps["c000000000000001"].name.startswith("untraced, cold start: the container's first use")
+    assert gaps["c000000000000002"].name == "untraced: the code's own time (no call recorded)"
+    assert {g.name for g in untraced_gaps(warm, min_ms=5.0).values()} == {
+        "untraced: the code's own time (no call recorded)"}
+    shown = with_gaps(warm.spans, untraced_gaps(warm, min_ms=5.0))
+    assert [s.kind for s in shown] == ["segment", "subsegment", "gap", "aws", "gap", "aws"]
