@@ -254,3 +254,30 @@ def test_a_blank_before_a_call_is_shown_as_untraced_time_named_for_a_cold_start(
         "untraced: the code's own time (no call recorded)"}
     shown = with_gaps(warm.spans, untraced_gaps(warm, min_ms=5.0))
     assert [s.kind for s in shown] == ["segment", "subsegment", "gap", "aws", "gap", "aws"]
+
+
+@pytest.mark.parametrize(("service", "operation", "fields", "node"), [
+    ("sns", "Publish", {"topic_arn": "arn:aws:sns:us-east-1:1:storefront-dev-ImportChunksTopic"},
+     "topic:storefront-dev-ImportChunksTopic"),
+    ("s3", "PutObject", {"bucket_name": "storefront-dev-uploads-1", "key": "k"}, "bucket:storefront-dev-uploads-1"),
+    ("events", "PutEvents", {}, "event bus:events (name not recorded)"),
+])
+def test_a_message_through_a_topic_a_bucket_or_a_bus_is_an_edge_from_it_timed_by_its_wait(
+        service, operation, fields, node):
+    producer_id, consumer_id = "1-00000000-000000000000000000000010", "1-00000000-000000000000000000000011"
+    producer = {"id": "a000000000000010", "trace_id": producer_id, "name": "storefront-dev-dispatch_import",
+                "origin": "AWS::Lambda::Function", "start_time": T0, "end_time": T0 + 0.1,
+                "subsegments": [{"id": "b000000000000010", "name": "## dispatch_import", "start_time": T0,
+                                 "end_time": T0 + 0.1, "subsegments": [
+                                     {"id": "c000000000000010", "name": service, "namespace": "aws",
+                                      "start_time": T0 + 0.02, "end_time": T0 + 0.03,
+                                      "aws": {"operation": operation, **fields}}]}]}
+    consumer_segment = {"id": "a000000000000011", "trace_id": consumer_id, "name": "storefront-dev-import_chunk",
+                        "origin": "AWS::Lambda::Function", "start_time": T0 + 0.53, "end_time": T0 + 0.6,
+                        "links": [{"trace_id": producer_id, "id": "b000000000000010"}]}
+    drawn = build([assemble(raw(producer_id, producer)), assemble(raw(consumer_id, consumer_segment))])
+
+    delivered = drawn.edges[f"{node}>function:storefront-dev-import_chunk"]
+    assert (delivered.kind, delivered.count) == ("message", 1)
+    assert delivered.percentile(50) == pytest.approx(500.0)
+    assert drawn.edges[f"function:storefront-dev-dispatch_import>{node}"].count == 1
