@@ -12,8 +12,9 @@ Edges:
   batch) is started by each producer's sending call (SendMessage, Publish, PutEvents, ...), found
   under the linked entity; a segment whose parent is another segment's subsegment (a Step
   Functions task, a synchronous invoke) by the last such call under that parent; one with
-  neither, by `clients`. A message's trigger latency is the time it waited (the send's end to
-  the consumer's start: queue time); a task's is the task's run.
+  neither, by `clients` (an API's) or an `untraced trigger` (a schedule, a stream, a presigned
+  upload: what started it left no trace). A message's trigger latency is the time it waited (the
+  send's end to the consumer's start: queue time); a task's is the task's run.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from devstack.traces import SEARCH_KEYS, Span, Trace, percentile
 
 __all__ = [
     "Node", "Call", "Edge", "ServiceMap", "EntryStats", "build", "queue_spans", "entry_stats", "fold_polling",
-    "HISTOGRAM_BOUNDS_MS", "CLIENTS", "layout", "short_names", "untraced_gaps", "with_gaps",
+    "HISTOGRAM_BOUNDS_MS", "CLIENTS", "UNTRACED", "layout", "short_names", "untraced_gaps", "with_gaps",
 ]
 
 CLIENTS = "client:clients"
+UNTRACED = "trigger:untraced trigger"
 _FUNCTION_ORIGIN = "AWS::Lambda::Function"
 _LAMBDA_SERVICE_ORIGIN = "AWS::Lambda"  # on AWS: Lambda's own segment around the function's
 # What a call's service makes its target: anything else keeps the service's own name as its kind.
@@ -337,6 +339,7 @@ def build(traces: Sequence[Trace]) -> ServiceMap:
         traces_by_node[target.id].add(call.trace_id)
 
     clients = Node(CLIENTS, "clients", "clients")
+    untraced = Node(UNTRACED, "trigger", "untraced trigger")
     targets: dict[tuple[str, str, str], Node] = {}
     for trace in traces:
         index = indexes[trace.id]
@@ -371,8 +374,10 @@ def build(traces: Sequence[Trace]) -> ServiceMap:
                     add(_target(send), node, "task", ran)
                 elif send is None and caller is not None:
                     add(_segment_node(caller, routes), node, "call", ran)
-            else:
+            elif node.kind in ("api", "api gateway"):
                 add(clients, node, "request", ran)
+            else:  # a schedule, a stream, an upload through a presigned POST: nothing traced it
+                add(untraced, node, "request", ran)
             # What it called.
             for span in own:
                 if span.kind not in ("aws", "remote"):

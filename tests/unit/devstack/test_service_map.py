@@ -7,7 +7,7 @@ import json
 import pytest
 
 from devstack.service_map import (
-    CLIENTS, build, entry_stats, fold_polling, layout, queue_spans, short_names, untraced_gaps, with_gaps,
+    CLIENTS, UNTRACED, build, entry_stats, fold_polling, layout, queue_spans, short_names, untraced_gaps, with_gaps,
 )
 from devstack.trace_text import entry_table, map_table, slowest_table, timeline
 from devstack.traces import Trace, assemble
@@ -281,3 +281,15 @@ def test_a_message_through_a_topic_a_bucket_or_a_bus_is_an_edge_from_it_timed_by
     assert (delivered.kind, delivered.count) == ("message", 1)
     assert delivered.percentile(50) == pytest.approx(500.0)
     assert drawn.edges[f"function:storefront-dev-dispatch_import>{node}"].count == 1
+
+
+def test_a_function_nothing_traced_started_hangs_off_an_untraced_trigger_not_the_clients():
+    scheduled = {"id": "a000000000000020", "trace_id": "1-00000000-000000000000000000000020",
+                 "name": "storefront-dev-cleanup", "origin": "AWS::Lambda::Function", "start_time": T0,
+                 "end_time": T0 + 0.2, "subsegments": [{"id": "b000000000000020", "name": "## cleanup",
+                                                        "start_time": T0, "end_time": T0 + 0.2}]}
+    drawn = build([assemble(raw("1-00000000-000000000000000000000020", scheduled)), assemble(api_order())])
+
+    assert drawn.edges[f"{UNTRACED}>function:storefront-dev-cleanup"].count == 1
+    assert f"{CLIENTS}>function:storefront-dev-cleanup" not in drawn.edges
+    assert drawn.edges[f"{CLIENTS}>api:api_handler"].count == 1
