@@ -219,8 +219,7 @@ def _measured_gap_ms(stack: Any, trace_id: str) -> float:
     assert len(sent) == 1
     message_id = sent[0]["aws"]["message_id"]
     traces = requests.get(f"{stack.endpoints['trace_viewer']}/api/traces/{trace_id}", timeout=30).json()
-    [consumer_trace] = traces["downstream"]
-    consumer = next(d for d in _raw_documents(stack, consumer_trace)
+    consumer = next(d for downstream in traces["downstream"] for d in _raw_documents(stack, downstream)
                     if any(link["trace_id"] == trace_id for link in d.get("links", []))
                     and any((e.get("annotations") or {}).get("message_id") == message_id for e in entities(d)))
     return (consumer["start_time"] - sent[0]["end_time"]) * 1000
