@@ -263,8 +263,9 @@ def test_a_trace_shows_the_queue_wait_as_measured_and_the_resource_of_every_call
     gap_ms = _measured_gap_ms(stack, order["trace_id"])
 
     browser.get(f"{stack.endpoints['trace_viewer']}/trace/{order['trace_id']}")
-    queued = browser.find_elements(By.CSS_SELECTOR, "#waterfall tr.span.kind-queue")
-    assert [q.get_attribute("data-name") for q in queued] == ["waited in storefront-dev-OrdersQueue"]
+    queued = [q for q in browser.find_elements(By.CSS_SELECTOR, "#waterfall tr.span.kind-queue")
+              if q.get_attribute("data-name") == "waited in storefront-dev-OrdersQueue"]
+    assert len(queued) == 1  # the order's message; domain events' consumers may add waits of their own
     assert float(queued[0].get_attribute("data-ms")) == pytest.approx(gap_ms, abs=0.1)
     assert queued[0].is_displayed()
     calls = {s.get_attribute("data-name"): s.get_attribute("data-resource")
