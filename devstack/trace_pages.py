@@ -127,7 +127,7 @@ def list_page(traces: list[Trace], *, total: int, costs: list[FunctionCost], ent
         "onchange='this.form.submit()'> group by entry point</label> "
         f"<label><input type=checkbox id=hide-polling name=polling value=hide{' checked' if hide_polling else ''} "
         "onchange='this.form.submit()'> hide polling</label> "
-        f"last <input name=minutes size=4 value='{minutes}'> min {node_field}<button id=apply>Apply</button></form>")
+        f"&nbsp; window: last <input name=minutes size=4 value='{minutes}'> min {node_field}<button id=apply>Apply</button></form>")
     warning = f"<p class=cause id=problem>{escape(problem)}</p>" if problem else ""
     scope = (f" touching <b id=node>{escape(node)}</b> (<a href='/?minutes={minutes}'>all</a>)" if node else "")
     if groups is not None:
