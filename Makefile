@@ -125,6 +125,7 @@ bench: $(DEV_STAMP)
 	$(PY) bench/saga.py
 	$(PY) bench/renditions.py
 	$(PY) bench/import.py
+	$(PY) bench/console.py
 
 ## package [STAGE=dev|prod]: build/<stage>/template.json, the stack's CloudFormation template (cfn-lint clean)
 STAGE ?= dev

@@ -140,7 +140,10 @@ def _trace_source(profile: str | None, region: str | None) -> tuple[object, str]
 def traces(filter_text: str, trace_id: str | None, minutes: int, entry: str, errors_only: bool,
            profile: str | None, region: str | None, stage: str) -> int:
     from devstack.trace_reader import Pricing, TraceReader
-    from devstack.trace_text import cost_table, terminal_width, timeline, trace_table, wrap
+    from devstack.service_map import build, entry_stats, queue_spans, untraced_gaps
+    from devstack.trace_text import (
+        cost_table, entry_table, map_table, slowest_table, terminal_width, timeline, trace_table, wrap,
+    )
     from devstack.traces import LAMBDA_GB_SECOND_PRICE, FilterError, function_costs, linked, parse_filter, select
 
     xray, source = _trace_source(profile, region)
@@ -152,7 +155,10 @@ def traces(filter_text: str, trace_id: str | None, minutes: int, entry: str, err
             print(f"no trace {trace_id} in {source}", file=sys.stderr)
             return 1
         upstream, downstream = linked(trace, reader.recent(minutes=minutes))
-        print(timeline(trace, upstream=upstream, downstream=downstream, width=width))
+        shown = {t.id: t for t in [*upstream, trace, *downstream]}
+        print(timeline(trace, upstream=upstream, downstream=downstream, width=width,
+                       queues={t.id: queue_spans(t, shown) for t in shown.values()},
+                       gaps={t.id: untraced_gaps(t) for t in shown.values()}))
         return 0
     try:
         clauses = parse_filter(filter_text)
@@ -170,6 +176,13 @@ def traces(filter_text: str, trace_id: str | None, minutes: int, entry: str, err
     print("\n" + wrap("Cost per function (these traces; Lambda $0.20/M requests + "
                       f"${LAMBDA_GB_SECOND_PRICE:.10f}/GB-s on arm64, API Gateway REST $3.50/M)", width))
     print(cost_table(function_costs(chosen, memory_mb=pricing.memory_mb, is_api=pricing.is_api), width=width))
+    print("\n" + wrap("Service map (these traces; message: the time it waited in its queue before the consumer "
+                      "started; task: a state machine's task)", width))
+    print(map_table(build(chosen), width=width))
+    print("\nLatency per entry point")
+    print(entry_table(entry_stats(chosen), width=width))
+    print("\nSlowest traces")
+    print(slowest_table(chosen, width=width))
     print("\nOne trace as a timeline: make traces TRACE=<trace id>")
     return 0
 

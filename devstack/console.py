@@ -1,5 +1,6 @@
-"""The local stack's own HTTP endpoint (at `trace_viewer`): the trace viewer, schedules, fire-now,
-and the mailbox (`/mail`: the e-mail sent, devstack/mailbox.py).
+"""The local stack's own HTTP endpoint (at `trace_viewer`): the trace viewer (`/`, `/trace/<id>`,
+the service map at `/map` and `/map/edge`, JSON under `/api/`), schedules, fire-now, and the
+mailbox (`/mail`: the e-mail sent, devstack/mailbox.py).
 
 Traces are read only through the X-Ray API (devstack/trace_reader.py) and assembled by the pure
 devstack/traces.py; this module only maps URLs to them. With `emulator=None` it is the viewer
@@ -17,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from devstack import trace_pages
+from devstack import service_map, trace_pages
 from devstack.trace_reader import TraceReader
 from devstack.traces import FilterError, function_costs, linked, parse_filter, related, select
 
@@ -91,6 +92,10 @@ class Console:
                 self._list(request, query, html=url.path == "/")
             elif len(parts) == 2 and parts[0] == "trace" or len(parts) == 3 and parts[:2] == ["api", "traces"]:
                 self._trace(request, unquote(parts[-1]), query, html=parts[0] == "trace")
+            elif url.path in ("/map", "/api/map"):
+                self._map(request, query, html=url.path == "/map")
+            elif url.path == "/map/edge":
+                self._edge(request, query)
             elif url.path == "/api/costs":
                 self._send(request, 200, {"functions": [c.as_dict() for c in self._costs(
                     self._traces.recent(minutes=_minutes(query)))]})
@@ -109,29 +114,79 @@ class Console:
             log.exception("trace viewer request %s failed", request.path)
             self._send(request, 502, {"Code": type(exc).__name__, "Message": str(exc)})
 
-    def _list(self, request: BaseHTTPRequestHandler, query: dict[str, list[str]], *, html: bool) -> None:
-        filter_text = query.get("filter", [""])[0]
-        entry = query.get("entry", [""])[0]
-        errors_only = query.get("errors", [""])[0] in ("1", "true", "on")
-        minutes = _minutes(query)
+    def _clauses(self, request: BaseHTTPRequestHandler, filter_text: str, *, html: bool) -> tuple[list[Any], str] | None:
+        """The filter's clauses and, on a page, what was wrong with it; None when a 400 was sent."""
         try:
-            clauses = parse_filter(filter_text)
-            problem = ""
+            return parse_filter(filter_text), ""
         except FilterError as exc:
             if not html:
                 self._send(request, 400, {"Code": "BadRequestError", "Message": f"filter: {exc}"})
-                return
-            # The page still lists the traces, unfiltered, and says so.
-            clauses, problem = [], f"filter ignored: {exc}"
+                return None
+            # The page still shows the traces, unfiltered, and says so.
+            return [], f"filter ignored: {exc}"
+
+    def _list(self, request: BaseHTTPRequestHandler, query: dict[str, list[str]], *, html: bool) -> None:
+        filter_text = query.get("filter", [""])[0]
+        entry = query.get("entry", [""])[0]
+        node = query.get("node", [""])[0]
+        errors_only = query.get("errors", [""])[0] in ("1", "true", "on")
+        grouped = query.get("group", [""])[0] in ("1", "true", "on")
+        hide_polling = query.get("polling", [""])[0] == "hide"
+        minutes = _minutes(query)
+        parsed = self._clauses(request, filter_text, html=html)
+        if parsed is None:
+            return
+        clauses, problem = parsed
         traces = self._traces.recent(minutes=minutes)
         chosen = select(traces, clauses, entry=entry, errors_only=errors_only)
+        if node:
+            touching = service_map.build(traces).traces_by_node.get(node, set())
+            chosen = [t for t in chosen if t.id in touching]
+        folded = service_map.fold_polling(chosen) if hide_polling else [(t, 1) for t in chosen]
         if not html:
-            self._send(request, 200, {"traces": [t.as_dict() for t in chosen], "total": len(traces)})
+            self._send(request, 200, {"traces": [{**t.as_dict(), "polls": n} for t, n in folded],
+                                      "total": len(traces)})
             return
         entries = sorted({t.entry for t in traces})
         self._send(request, 200, trace_pages.list_page(
-            chosen, total=len(traces), costs=self._costs(chosen), entries=entries, filter_text=filter_text,
-            entry=entry, errors_only=errors_only, minutes=minutes, problem=problem), "text/html")
+            [t for t, _ in folded], total=len(traces), costs=self._costs(chosen), entries=entries,
+            filter_text=filter_text, entry=entry, errors_only=errors_only, minutes=minutes, problem=problem,
+            node=node, polls={t.id: n for t, n in folded} if hide_polling else None, hide_polling=hide_polling,
+            groups=service_map.entry_stats(chosen) if grouped else None), "text/html")
+
+    def _window(self, request: BaseHTTPRequestHandler, query: dict[str, list[str]], *,
+                html: bool) -> tuple[list[Any], str, str] | None:
+        """The window's traces that pass the filter, the filter, what was wrong with it."""
+        filter_text = query.get("filter", [""])[0]
+        parsed = self._clauses(request, filter_text, html=html)
+        if parsed is None:
+            return None
+        clauses, problem = parsed
+        return select(self._traces.recent(minutes=_minutes(query)), clauses), filter_text, problem
+
+    def _map(self, request: BaseHTTPRequestHandler, query: dict[str, list[str]], *, html: bool) -> None:
+        window = self._window(request, query, html=html)
+        if window is None:
+            return
+        traces, filter_text, problem = window
+        drawn = service_map.build(traces)
+        entries = service_map.entry_stats(traces)
+        if html:
+            self._send(request, 200, trace_pages.map_page(drawn, entries, traces=len(traces), minutes=_minutes(query),
+                                                          filter_text=filter_text, problem=problem), "text/html")
+        else:
+            self._send(request, 200, {**drawn.as_dict(), "traces": len(traces),
+                                      "entries": [e.as_dict() for e in entries]})
+
+    def _edge(self, request: BaseHTTPRequestHandler, query: dict[str, list[str]]) -> None:
+        window = self._window(request, query, html=True)
+        assert window is not None
+        drawn = service_map.build(window[0])
+        edge = drawn.edges.get(f"{query.get('from', [''])[0]}>{query.get('to', [''])[0]}")
+        if edge is None:
+            self._send(request, 404, trace_pages.error_page(404, "no such edge in this window"), "text/html")
+            return
+        self._send(request, 200, trace_pages.edge_page(drawn, edge, minutes=_minutes(query)), "text/html")
 
     def _trace(self, request: BaseHTTPRequestHandler, trace_id: str, query: dict[str, list[str]], *,
                html: bool) -> None:
@@ -146,14 +201,18 @@ class Console:
         window = self._traces.recent(minutes=_minutes(query))
         upstream, downstream = linked(trace, window)
         sharing = related(trace, window)
+        shown = {t.id: t for t in [*upstream, trace, *downstream]}
+        queues = {t.id: service_map.queue_spans(t, shown) for t in shown.values()}
         if html:
+            gaps = {t.id: service_map.untraced_gaps(t) for t in shown.values()}
             self._send(request, 200, trace_pages.trace_page(trace, upstream=upstream, downstream=downstream,
-                                                            related=sharing), "text/html")
+                                                            related=sharing, queues=queues, gaps=gaps), "text/html")
             return
         self._send(request, 200, {
             **trace.as_dict(),
             "spans": [{**dataclasses.asdict(s), "duration_ms": s.duration_ms, "status": s.status}
                       for s in trace.spans],
+            "queues": [{**dataclasses.asdict(s), "duration_ms": s.duration_ms} for s in queues[trace.id]],
             "upstream": [t.id for t in upstream], "downstream": [t.id for t in downstream],
             "related": {label: [t.id for t in others] for label, others in sharing.items()}})
 

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -163,3 +164,126 @@ def test_an_operator_finds_the_same_path_in_the_terminal(stack):
     assert timeline.stdout.startswith(f"trace {order['trace_id']}")
     assert "POST /orders" in timeline.stdout
     assert "(linked)" in timeline.stdout and "## consume_orders record" in timeline.stdout
+
+
+ORDERS = 3
+QUEUE = "queue:storefront-dev-OrdersQueue"
+CONSUMER = "function:storefront-dev-consume_orders"
+API = "api:api_handler"
+UNNAMED_TABLE = "table:dynamodb (name not recorded)"  # the SDK records no table for TransactWriteItems
+
+
+@pytest.fixture(scope="module")
+def orders(stack: Any) -> dict[str, Any]:
+    """ORDERS orders of one new product, each confirmed; the map of their traces once X-Ray has them all."""
+    api = stack.endpoints["api"]
+    seller, buyer = stack.token(f"seller-{uuid.uuid4().hex[:8]}"), stack.token(f"buyer-{uuid.uuid4().hex[:8]}")
+    product = requests.post(f"{api}/products", headers=_auth(seller), timeout=10,
+                            json={"name": "Kettle", "price_cents": 3900, "currency": "EUR", "stock": 10}).json()
+    placed = []
+    for _ in range(ORDERS):
+        answer = requests.post(f"{api}/orders", headers=_auth(buyer), timeout=10,
+                               json={"product_id": product["id"], "quantity": 1, "payment_method": "pm_card_visa"})
+        assert answer.status_code == 202
+        placed.append({"order_id": answer.json()["order_id"],
+                       "trace_id": answer.headers["X-Amzn-Trace-Id"].split("=", 1)[1]})
+    filter_text = f'product_id = "{product["id"]}"'
+    deadline = time.monotonic() + 90
+    while True:
+        drawn = requests.get(f"{stack.endpoints['trace_viewer']}/api/map", params={"filter": filter_text},
+                             timeout=30).json()
+        counts = {(e["source"], e["target"]): e["count"] for e in drawn["edges"]}
+        if counts.get((QUEUE, CONSUMER)) == ORDERS or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    return {"product_id": product["id"], "orders": placed, "filter": filter_text, "map": drawn, "counts": counts}
+
+
+def _raw_documents(stack: Any, trace_id: str) -> list[dict[str, Any]]:
+    from devstack.trace_reader import xray_client
+    from devstack.traces import segment_documents
+
+    xray = xray_client(endpoint_url=stack.endpoints["aws_endpoint"], region=stack.endpoints["region"])
+    return [d for raw in xray.batch_get_traces(TraceIds=[trace_id])["Traces"] for d in segment_documents(raw)]
+
+
+def _measured_gap_ms(stack: Any, trace_id: str) -> float:
+    """From X-Ray's own documents: the consumer's start minus the end of the SendMessage of its message."""
+    def entities(entity: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        yield entity
+        for child in entity.get("subsegments", []):
+            yield from entities(child)
+
+    sent = [e for d in _raw_documents(stack, trace_id) for e in entities(d)
+            if (e.get("aws") or {}).get("operation") == "SendMessage"]
+    assert len(sent) == 1
+    message_id = sent[0]["aws"]["message_id"]
+    traces = requests.get(f"{stack.endpoints['trace_viewer']}/api/traces/{trace_id}", timeout=30).json()
+    consumer = next(d for downstream in traces["downstream"] for d in _raw_documents(stack, downstream)
+                    if any(link["trace_id"] == trace_id for link in d.get("links", []))
+                    and any((e.get("annotations") or {}).get("message_id") == message_id for e in entities(d)))
+    return (consumer["start_time"] - sent[0]["end_time"]) * 1000
+
+
+def test_the_map_shows_the_order_path_with_its_counts_and_leads_to_the_slowest_calls(stack, browser, orders):
+    from selenium.webdriver.common.by import By
+
+    assert orders["counts"][(API, QUEUE)] == ORDERS
+    assert orders["counts"][(QUEUE, CONSUMER)] == ORDERS
+
+    browser.get(f"{stack.endpoints['trace_viewer']}/map?" + urlencode({"filter": orders["filter"]}))
+    drawn = {(e.get_attribute("data-source"), e.get_attribute("data-target")): e
+             for e in browser.find_elements(By.CSS_SELECTOR, "#map a.edge-link")}
+    path = [(API, QUEUE, "call"), (QUEUE, CONSUMER, "message"), (CONSUMER, UNNAMED_TABLE, "call")]
+    for source, target, kind in path:
+        edge = drawn[(source, target)]
+        assert (edge.get_attribute("data-count"), edge.get_attribute("data-kind")) == (str(ORDERS), kind)
+    assert drawn[(API, "table:storefront-dev-OrdersTable")].get_attribute("data-count") == str(ORDERS)
+    nodes = {n.get_attribute("data-node"): n for n in browser.find_elements(By.CSS_SELECTOR, "#map g.node")}
+    assert all(nodes[n].is_displayed() for n in (API, QUEUE, CONSUMER, UNNAMED_TABLE))
+    waited = float(drawn[(QUEUE, CONSUMER)].get_attribute("data-p99"))
+    assert waited > 0
+
+    drawn[(QUEUE, CONSUMER)].click()  # an SVG link: to the edge's slowest calls
+    slowest = browser.find_elements(By.CSS_SELECTOR, "#slowest tr.call")
+    assert len(slowest) == ORDERS
+    assert f"{ORDERS} in the last" in browser.find_element(By.ID, "edge-summary").text
+    slowest[0].find_element(By.CSS_SELECTOR, "a.trace-link").click()
+    assert browser.find_elements(By.CSS_SELECTOR, "#waterfall tr.span.kind-queue")
+
+    browser.get(f"{stack.endpoints['trace_viewer']}/?" + urlencode({"node": QUEUE, "filter": orders["filter"]}))
+    listed = {r.get_attribute("data-trace-id") for r in browser.find_elements(By.CSS_SELECTOR, "#traces tr.trace")}
+    assert {o["trace_id"] for o in orders["orders"]} <= listed
+
+
+def test_a_trace_shows_the_queue_wait_as_measured_and_the_resource_of_every_call(stack, browser, orders):
+    from selenium.webdriver.common.by import By
+
+    order = orders["orders"][0]
+    gap_ms = _measured_gap_ms(stack, order["trace_id"])
+
+    browser.get(f"{stack.endpoints['trace_viewer']}/trace/{order['trace_id']}")
+    queued = [q for q in browser.find_elements(By.CSS_SELECTOR, "#waterfall tr.span.kind-queue")
+              if q.get_attribute("data-name") == "waited in storefront-dev-OrdersQueue"]
+    assert len(queued) == 1  # the order's message; domain events' consumers may add waits of their own
+    assert float(queued[0].get_attribute("data-ms")) == pytest.approx(gap_ms, abs=0.1)
+    assert queued[0].is_displayed()
+    calls = {s.get_attribute("data-name"): s.get_attribute("data-resource")
+             for s in browser.find_elements(By.CSS_SELECTOR, "#waterfall tr.span.kind-aws")}
+    assert calls["dynamodb PutItem"] == "storefront-dev-OrdersTable"
+    assert calls["sqs SendMessage"] == "storefront-dev-OrdersQueue"
+    assert calls["dynamodb BatchGetItem"] == "storefront-dev-ProductsTable"
+    assert "storefront-dev-OrdersQueue" in browser.find_element(By.ID, "waterfall").text
+
+
+def test_the_terminal_prints_the_map_and_the_slowest_traces(stack, orders):
+    listed = _make(stack, "traces", f"FILTER={orders['filter']}")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+
+    assert all(len(line) <= 100 for line in lines)
+    rows = {" ".join(line.split()[:3]): line.split()[3:5] for line in lines if " -> " in line}
+    assert rows["api_handler -> OrdersQueue"] == ["call", str(ORDERS)]
+    assert rows["OrdersQueue -> consume_orders"] == ["message", str(ORDERS)]
+    slowest = lines[lines.index("Slowest traces") + 1:]
+    assert slowest[0].split()[1] == "ms" and slowest[0].split()[3].startswith("1-")

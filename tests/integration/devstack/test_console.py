@@ -126,3 +126,62 @@ def test_the_page_says_a_filter_is_ignored_only_when_it_lists_the_traces_unfilte
     assert order["api"] in unreadable and order["other"] in unreadable
     assert "filter ignored" not in unmatched
     assert order["api"] not in unmatched
+
+
+def test_the_map_is_served_with_the_order_path_and_its_counts(viewer, order):
+    drawn = requests.get(f"{viewer}/api/map", params={"filter": f'order_id = "{order["order_id"]}"'},
+                         timeout=10).json()
+
+    names = {n["id"]: n["name"] for n in drawn["nodes"]}
+    edges = {(names[e["source"]], names[e["target"]]): e for e in drawn["edges"]}
+    assert edges[("api_handler", "storefront-dev-OrdersQueue")]["count"] == 1
+    waited = edges[("storefront-dev-OrdersQueue", "storefront-dev-consume_orders")]
+    assert (waited["kind"], waited["count"]) == ("message", 1)
+    assert waited["p50_ms"] == pytest.approx(910.0, abs=0.1)  # sent at +90 ms, consumed at +1 s
+    assert drawn["traces"] == 2 and [e["entry"] for e in drawn["entries"]][0] in (
+        "api_handler POST /orders", "storefront-dev-consume_orders ## consume_orders")
+
+
+def test_the_map_page_links_nodes_to_their_traces_and_edges_to_their_slowest_calls(viewer, order):
+    page = requests.get(f"{viewer}/map", timeout=10)
+
+    assert page.status_code == 200 and "<svg id=map" in page.text
+    assert "data-name='storefront-dev-OrdersQueue'" in page.text and "href='/?node=queue%3Astorefront-dev-OrdersQueue" in page.text
+    edge = requests.get(f"{viewer}/map/edge", params={"from": "api:api_handler", "to": "client:clients"}, timeout=10)
+    assert edge.status_code == 404
+    slowest = requests.get(f"{viewer}/map/edge", params={"from": "client:clients", "to": "api:api_handler"},
+                           timeout=10).text
+    assert slowest.index(order["other"]) >= 0 and "id=slowest" in slowest
+    touching = requests.get(f"{viewer}/api/traces", params={"node": "function:storefront-dev-consume_orders"},
+                            timeout=10).json()["traces"]
+    assert [t["id"] for t in touching] == [order["consumer"]]
+
+
+def test_the_trace_page_shows_the_queue_wait_the_cold_start_and_resource_names(viewer, order):
+    consumed = requests.get(f"{viewer}/api/traces/{order['consumer']}", timeout=10).json()
+    page = requests.get(f"{viewer}/trace/{order['api']}", timeout=10).text
+
+    [waited] = consumed["queues"]
+    assert (waited["name"], waited["duration_ms"]) == ("waited in storefront-dev-OrdersQueue", 910.0)
+    assert "class='span kind-queue status-ok'" in page
+    assert "data-resource='storefront-dev-OrdersTable'" in page and "data-resource='storefront-dev-OrdersQueue'" in page
+
+
+def test_the_list_groups_entry_points_and_folds_polling(aws, viewer, order):
+    polls = []
+    for i in range(3):
+        trace_id = _trace_id()
+        document = json.loads(api_order("o-polled", trace_id=trace_id, start=time.time() - 20 + i)["Segments"][0]["Document"])
+        document["subsegments"][0]["name"] = "GET /orders/{order_id}"
+        polls.append(json.dumps(document))
+    aws("xray").put_trace_segments(TraceSegmentDocuments=polls)
+
+    grouped = requests.get(viewer, params={"group": "1"}, timeout=10).text
+    every = requests.get(f"{viewer}/api/traces", params={"filter": 'order_id = "o-polled"'}, timeout=10).json()
+    folded = requests.get(f"{viewer}/api/traces", params={"filter": 'order_id = "o-polled"', "polling": "hide"},
+                          timeout=10).json()
+
+    assert "<table id=entries>" in grouped and "data-entry='api_handler POST /orders'" in grouped
+    assert "<table id=traces>" not in grouped
+    assert len(every["traces"]) == 3
+    assert [(t["entry"], t["polls"]) for t in folded["traces"]] == [("api_handler GET /orders/{order_id}", 3)]

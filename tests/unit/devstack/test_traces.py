@@ -8,7 +8,8 @@ import pytest
 
 from devstack.trace_text import cost_table, timeline, trace_table
 from devstack.traces import (
-    Clause, FilterError, assemble, function_costs, handler_name, linked, parse_filter, percentile, related, select,
+    Clause, FilterError, assemble, function_costs, handler_name, linked, parse_filter, percentile, related,
+    resource_name, select,
 )
 from tests.support.traces import API_TRACE, CONSUMER_TRACE, T0, api_order, consumer, raw
 
@@ -192,3 +193,39 @@ def test_the_terminal_views_fit_the_width_keeping_trace_ids_whole():
     assert all(len(line) <= 80 for view in views for line in view.splitlines())
     assert any(line.strip().startswith(API_TRACE) for line in table.splitlines())
     assert "RuntimeError: boom" in " ".join(views[1].split())  # wrapped, not cut
+
+
+def test_every_aws_call_names_the_resource_the_sdk_recorded():
+    api = assemble(api_order())
+    mine = assemble(consumer())
+
+    assert [(s.name, s.resource) for s in api.spans if s.kind == "aws"] == [
+        ("dynamodb PutItem", "storefront-dev-OrdersTable"), ("sqs SendMessage", "storefront-dev-OrdersQueue")]
+    assert api.spans[3].message_id == "m-o-1" and api.spans[3].service == "sqs"
+    # The SDK records no table for TransactWriteItems: nothing is made up.
+    assert [(s.operation, s.resource) for s in mine.spans if s.kind == "aws"] == [("TransactWriteItems", "")]
+
+
+def test_resource_names_come_from_each_kind_of_aws_field():
+    assert resource_name({"table_names": "dict_keys(['storefront-dev-B', 'storefront-dev-A'])"}) == (
+        "storefront-dev-A, storefront-dev-B")
+    assert resource_name({"topic_arn": "arn:aws:sns:us-east-1:1:storefront-dev-ImportChunksTopic"}) == (
+        "storefront-dev-ImportChunksTopic")
+    assert resource_name({"bucket_name": "uploads", "key": "k"}) == "uploads"
+    assert resource_name({"queue_url": "https://sqs.us-east-1.amazonaws.com/1/q-1"}) == "q-1"
+    assert resource_name({"operation": "PutEvents"}) == ""
+
+
+def test_a_cold_starts_initialization_is_a_span_of_its_own_and_segments_keep_their_links():
+    trace = assemble(raw("1-00000000-000000000000000000000005", {
+        "id": "a000000000000009", "trace_id": "1-00000000-000000000000000000000005", "name": "storefront-dev-f",
+        "origin": "AWS::Lambda::Function", "start_time": T0, "end_time": T0 + 1.5,
+        "links": [{"trace_id": API_TRACE, "id": "b000000000000001"}],
+        "subsegments": [
+            {"id": "a00000000000000a", "name": "Initialization", "start_time": T0, "end_time": T0 + 1.0},
+            {"id": "a00000000000000b", "name": "Invocation", "start_time": T0 + 1.0, "end_time": T0 + 1.5}]}))
+
+    assert [(s.name, s.kind, s.duration_ms) for s in trace.spans[1:]] == [
+        ("Initialization", "init", 1000.0), ("Invocation", "subsegment", 500.0)]
+    assert trace.spans[0].links == ((API_TRACE, "b000000000000001"),)
+    assert trace.spans[0].origin == "AWS::Lambda::Function" and trace.spans[1].parent == "a000000000000009"
