@@ -367,7 +367,7 @@ def test_stream_mappings_are_recorded_for_the_local_poller_and_not_created_in_mo
     products = mappings["ProductChangesMapping"]
     assert products.stream_arn == provisioned["ProductsTable"].attributes["StreamArn"]
     assert products.function_name == "storefront-dev-publish_product_events"
-    assert (products.starting_position, products.batch_size, products.window_seconds) == ("TRIM_HORIZON", 100, 1)
+    assert (products.starting_position, products.batch_size, products.window_seconds) == ("TRIM_HORIZON", 100, 0)
     assert (products.bisect_on_error, products.maximum_retry_attempts, products.maximum_record_age_seconds,
             products.report_batch_item_failures) == (True, 5, 21600, True)
     assert products.on_failure == provisioned["DomainEventsFailureQueue"].attributes["Arn"]
