@@ -174,7 +174,7 @@ class Sales(_Shape):
 
     totals: SalesTotals
     products: list[ProductSalesRow] = Field(description="the caller's products with sales, best revenue first")
-    as_of: Optional[str] = Field(default=None, json_schema_extra={"format": "date-time"},
+    as_of: Optional[str] = Field(json_schema_extra={"format": "date-time"},
                                  description="when the numbers last changed; null before the first sale")
 
 
