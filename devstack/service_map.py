@@ -3,8 +3,9 @@
 Nodes come from what the segments say, never from a list of this app's resources: a segment is a
 node by its origin (`AWS::Lambda::Function` -> a function), an AWS call's target by its service
 and the resource name the X-Ray SDK recorded (`dynamodb` + `table_name` -> a table), a remote
-call by its name. A call that names no resource (the SDK records none for TransactWriteItems,
-StartExecution, PutEvents) goes to one node for its service, as in X-Ray's own map.
+call by its name. A call that names no resource (a program whose tracer records only the SDK's
+whitelist, which names none for TransactWriteItems, StartExecution, PutEvents) goes to one node
+for its service, as in X-Ray's own map.
 
 Edges:
 - a call: a segment's AWS or remote call -> its target (count, latency, errors from the call);

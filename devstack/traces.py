@@ -185,9 +185,10 @@ def resource_name(aws: Mapping[str, Any]) -> str:
 
     The SDK records only what its parameter whitelist names (aws_xray_sdk/ext/resources/
     aws_para_whitelist.json): `table_name` (`table_names` for batch calls, written as
-    "dict_keys(['a', 'b'])"), `queue_url`, `topic_arn`, `bucket_name`, `function_name`; ARNs of
-    state machines and event buses are taken when present. TransactWriteItems, StartExecution and
-    PutEvents record none.
+    "dict_keys(['a', 'b'])"), `queue_url`, `topic_arn`, `bucket_name`, `function_name`. The app's
+    tracer (chalicelib/adapters/tracing.py) adds what the whitelist cannot name: a transaction's
+    `table_names`, PutEvents' `event_bus_name`, a `state_machine_arn`, `secret_id`, `user_pool_id`
+    and SES's `email_identity`.
     """
     for key in ("table_name", "bucket_name", "function_name"):
         if aws.get(key):
@@ -198,7 +199,8 @@ def resource_name(aws: Mapping[str, Any]) -> str:
         return ", ".join(sorted(str(n) for n in listed))
     if aws.get("queue_url"):
         return _last_part(str(aws["queue_url"]), "/")
-    for key in ("topic_arn", "state_machine_arn", "event_bus_arn", "event_bus_name", "resource_arn"):
+    for key in ("topic_arn", "state_machine_arn", "event_bus_arn", "event_bus_name", "secret_id", "user_pool_id",
+                "email_identity", "resource_arn"):
         if aws.get(key):
             return _last_part(str(aws[key]), ":")
     return ""

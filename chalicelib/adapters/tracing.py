@@ -7,14 +7,15 @@ code in `_X_AMZN_TRACE_ID`; the X-Ray SDK continues that segment. We add one sub
 invocation carrying the annotations, annotated `cold_start` in a container's (a process's) first
 invocation. Subsegments leave through the SDK's UDP emitter to the daemon at
 AWS_XRAY_DAEMON_ADDRESS. Only botocore is patched (not patch_all), so every AWS call is a
-subsegment.
+subsegment, naming its resource: what the SDK's parameter whitelist names (a table, queue, topic,
+bucket), and what it cannot (`_nested_resources`).
 """
 
 from __future__ import annotations
 
 import re
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
@@ -105,12 +106,59 @@ class _XRaySpan:
             self._entity.add_exception(exc, traceback.extract_tb(exc.__traceback__))
 
 
+# Top-level parameters naming the resource of services the SDK's whitelist does not list, and the
+# keys they are recorded under (the SDK's own snake_case of them).
+_UNLISTED_PARAMETERS = {"stateMachineArn": "state_machine_arn", "SecretId": "secret_id",
+                        "UserPoolId": "user_pool_id", "FromEmailAddress": "email_identity"}
+
+
+def _nested_resources(operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The resources of the calls the SDK's parameter whitelist (aws_xray_sdk/ext/resources/
+    aws_para_whitelist.json) leaves unnamed: it can copy a top-level parameter or the keys of a
+    top-level map, not a field inside a list's items (a transaction's tables, PutEvents' buses), and
+    it lists no Step Functions, Secrets Manager, Cognito or SES operation. Written under the keys the
+    SDK uses for the same resources elsewhere (`table_names`)."""
+    if operation in ("TransactWriteItems", "TransactGetItems"):
+        tables = {action.get("TableName") for item in params.get("TransactItems") or ()
+                  for action in item.values() if isinstance(action, Mapping)}
+        return {"table_names": sorted(t for t in tables if t)}
+    if operation == "PutEvents":
+        buses = {entry.get("EventBusName") or "default" for entry in params.get("Entries") or ()}
+        return {"event_bus_name": ", ".join(sorted(buses))} if buses else {}
+    return {key: params[name] for name, key in _UNLISTED_PARAMETERS.items() if params.get(name)}
+
+
+def _name_nested_resources() -> None:
+    """Wraps the SDK's botocore meta processor (looked up by its patch at every call) so each AWS
+    call's subsegment also names what `_nested_resources` finds in its request. The SDK has no hook
+    for this; its version is pinned, and tests/unit/adapters/test_tracing.py checks the names."""
+    import importlib
+
+    # The module (the package re-exports its `patch` function under the same name).
+    botocore_patch = importlib.import_module("aws_xray_sdk.ext.botocore.patch")
+    recorded = botocore_patch.aws_meta_processor
+    if getattr(recorded, "names_nested_resources", False):
+        return
+
+    def meta_processor(wrapped: Any, instance: Any, args: Any, kwargs: Any, return_value: Any,
+                       exception: Any, subsegment: Any, stack: Any) -> None:
+        recorded(wrapped, instance, args, kwargs, return_value, exception, subsegment, stack)
+        operation, params = (args[0], args[1]) if len(args) >= 2 else ("", {})
+        aws = getattr(subsegment, "aws", None)  # a dummy subsegment (not sampled) may have none
+        if isinstance(params, Mapping) and isinstance(aws, dict):
+            aws.update(_nested_resources(str(operation), params))
+
+    setattr(meta_processor, "names_nested_resources", True)
+    setattr(botocore_patch, "aws_meta_processor", meta_processor)
+
+
 class XRayTracer:
     def __init__(self, *, service: str) -> None:
         from aws_xray_sdk.core import patch, xray_recorder
 
         xray_recorder.configure(service=service, context_missing="IGNORE_ERROR")
         patch(("botocore",))
+        _name_nested_resources()
         self._recorder = xray_recorder
         # Lambda runs one invocation at a time per container, and this tracer is made once per
         # container: only its first invocation paid for the imports.

@@ -170,7 +170,8 @@ ORDERS = 3
 QUEUE = "queue:storefront-dev-OrdersQueue"
 CONSUMER = "function:storefront-dev-consume_orders"
 API = "api:api_handler"
-UNNAMED_TABLE = "table:dynamodb (name not recorded)"  # the SDK records no table for TransactWriteItems
+# The reservation's TransactWriteItems: the SDK records no table for it, the app's tracer names both.
+RESERVATION_TABLES = "table:storefront-dev-OrdersTable, storefront-dev-ProductsTable"
 
 
 @pytest.fixture(scope="module")
@@ -234,13 +235,13 @@ def test_the_map_shows_the_order_path_with_its_counts_and_leads_to_the_slowest_c
     browser.get(f"{stack.endpoints['trace_viewer']}/map?" + urlencode({"filter": orders["filter"]}))
     drawn = {(e.get_attribute("data-source"), e.get_attribute("data-target")): e
              for e in browser.find_elements(By.CSS_SELECTOR, "#map a.edge-link")}
-    path = [(API, QUEUE, "call"), (QUEUE, CONSUMER, "message"), (CONSUMER, UNNAMED_TABLE, "call")]
+    path = [(API, QUEUE, "call"), (QUEUE, CONSUMER, "message"), (CONSUMER, RESERVATION_TABLES, "call")]
     for source, target, kind in path:
         edge = drawn[(source, target)]
         assert (edge.get_attribute("data-count"), edge.get_attribute("data-kind")) == (str(ORDERS), kind)
     assert drawn[(API, "table:storefront-dev-OrdersTable")].get_attribute("data-count") == str(ORDERS)
     nodes = {n.get_attribute("data-node"): n for n in browser.find_elements(By.CSS_SELECTOR, "#map g.node")}
-    assert all(nodes[n].is_displayed() for n in (API, QUEUE, CONSUMER, UNNAMED_TABLE))
+    assert all(nodes[n].is_displayed() for n in (API, QUEUE, CONSUMER, RESERVATION_TABLES))
     waited = float(drawn[(QUEUE, CONSUMER)].get_attribute("data-p99"))
     assert waited > 0
 
@@ -273,6 +274,10 @@ def test_a_trace_shows_the_queue_wait_as_measured_and_the_resource_of_every_call
     assert calls["dynamodb PutItem"] == "storefront-dev-OrdersTable"
     assert calls["sqs SendMessage"] == "storefront-dev-OrdersQueue"
     assert calls["dynamodb BatchGetItem"] == "storefront-dev-ProductsTable"
+    assert "OrderSaga" in calls["states StartExecution"]
+    unnamed = [s.get_attribute("data-name") for s in browser.find_elements(By.CSS_SELECTOR, "#waterfall tr.span.kind-aws")
+               if not s.get_attribute("data-resource")]
+    assert unnamed == []  # every AWS call of the order, the saga's and the events' included
     assert "storefront-dev-OrdersQueue" in browser.find_element(By.ID, "waterfall").text
 
 

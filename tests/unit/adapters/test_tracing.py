@@ -121,3 +121,65 @@ def test_outside_any_trace_nothing_is_recorded_and_nothing_fails(emitter):
         assert tracer.propagation_header() is None
 
     assert emitter.documents == []
+
+
+def _client(service: str) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+
+
+@pytest.mark.parametrize(("service", "operation", "params", "response", "named"), [
+    ("dynamodb", "transact_write_items",
+     {"TransactItems": [{"Put": {"TableName": "Orders", "Item": {"pk": {"S": "o"}}}},
+                        {"Update": {"TableName": "Products", "Key": {"pk": {"S": "p"}}, "UpdateExpression": "SET a = :a",
+                                    "ExpressionAttributeValues": {":a": {"N": "1"}}}},
+                        {"ConditionCheck": {"TableName": "Orders", "Key": {"pk": {"S": "q"}},
+                                            "ConditionExpression": "attribute_exists(pk)"}}]},
+     {}, {"table_names": ["Orders", "Products"]}),
+    ("events", "put_events",
+     {"Entries": [{"EventBusName": "storefront-dev-events", "Source": "s", "DetailType": "d", "Detail": "{}"}] * 2},
+     {"FailedEntryCount": 0, "Entries": [{"EventId": "1"}, {"EventId": "2"}]},
+     {"event_bus_name": "storefront-dev-events"}),
+    ("stepfunctions", "start_execution",
+     {"stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:OrderSaga", "input": "{}"},
+     {"executionArn": "arn:aws:states:us-east-1:123456789012:execution:OrderSaga:x", "startDate": "2026-12-03"},
+     {"state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:OrderSaga"}),
+    ("secretsmanager", "get_secret_value", {"SecretId": "storefront-dev-payments"},
+     {"SecretString": "sk_test"}, {"secret_id": "storefront-dev-payments"}),
+    ("cognito-idp", "admin_get_user", {"UserPoolId": "us-east-1_abc", "Username": "seller-1"},
+     {"Username": "seller-1"}, {"user_pool_id": "us-east-1_abc"}),
+    ("sesv2", "send_email",
+     {"FromEmailAddress": "orders@shop.example", "Destination": {"ToAddresses": ["a@b.example"]},
+      "Content": {"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}}},
+     {"MessageId": "m-1"}, {"email_identity": "orders@shop.example"}),
+])
+def test_every_aws_call_names_its_resource_even_inside_a_list_of_the_request(
+        in_lambda, emitter, service, operation, params, response, named):
+    # The SDK's whitelist names none of these (a table inside TransactItems, a bus inside Entries,
+    # no Step Functions operation at all): the service map would draw one unnamed node per service.
+    from botocore.stub import Stubber
+
+    tracer = XRayTracer(service="storefront")
+    client = _client(service)
+    with Stubber(client) as stub, tracer.invocation("## handler"):
+        stub.add_response(operation, response, params)
+        getattr(client, operation)(**params)
+
+    [call] = [d for d in emitter.documents if d.get("namespace") == "aws"]
+    assert {k: call["aws"][k] for k in named} == named
+    assert call["aws"]["operation"] == "".join(part.title() for part in operation.split("_"))
+    assert "Data" not in json.dumps(call)  # names only: nothing else of the request is recorded
+
+
+def test_a_call_the_sdk_already_names_keeps_its_name(in_lambda, emitter):
+    from botocore.stub import Stubber
+
+    tracer = XRayTracer(service="storefront")
+    client = _client("dynamodb")
+    with Stubber(client) as stub, tracer.invocation("## handler"):
+        stub.add_response("get_item", {}, {"TableName": "Orders", "Key": {"pk": {"S": "o"}}})
+        client.get_item(TableName="Orders", Key={"pk": {"S": "o"}})
+
+    [call] = [d for d in emitter.documents if d.get("namespace") == "aws"]
+    assert call["aws"]["table_name"] == "Orders" and "table_names" not in call["aws"]

@@ -214,6 +214,14 @@ def test_resource_names_come_from_each_kind_of_aws_field():
     assert resource_name({"bucket_name": "uploads", "key": "k"}) == "uploads"
     assert resource_name({"queue_url": "https://sqs.us-east-1.amazonaws.com/1/q-1"}) == "q-1"
     assert resource_name({"operation": "PutEvents"}) == ""
+    # What the app's tracer adds for the calls the SDK's whitelist cannot name:
+    assert resource_name({"table_names": ["storefront-dev-B", "storefront-dev-A"]}) == (
+        "storefront-dev-A, storefront-dev-B")
+    assert resource_name({"event_bus_name": "storefront-dev-events"}) == "storefront-dev-events"
+    assert resource_name({"state_machine_arn": "arn:aws:states:us-east-1:1:stateMachine:OrderSaga"}) == "OrderSaga"
+    assert resource_name({"secret_id": "storefront-dev-payments"}) == "storefront-dev-payments"
+    assert resource_name({"user_pool_id": "us-east-1_abc"}) == "us-east-1_abc"
+    assert resource_name({"email_identity": "orders@shop.example"}) == "orders@shop.example"
 
 
 def test_a_cold_starts_initialization_is_a_span_of_its_own_and_segments_keep_their_links():
