@@ -191,7 +191,9 @@ def _writes_per_event(e: dict, aws: dict, *, since: float, stats: dict[str, dict
                 for call in _walk(doc):
                     if call.get("name", "").startswith("## project_sales record"):
                         records += 1
-                    elif call.get("name") == "DynamoDB" and call.get("aws", {}).get("operation") in (
+                    # The botocore subsegment is named by the endpoint prefix ("dynamodb").
+                    elif call.get("namespace") == "aws" and call.get("name") == "dynamodb" and call.get(
+                            "aws", {}).get("operation") in (
                             "TransactWriteItems", "UpdateItem", "PutItem", "BatchWriteItem", "DeleteItem"):
                         writes += 1
     delivered = stats.get("project_sales", {}).get("records_delivered", 0)

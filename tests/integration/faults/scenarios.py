@@ -273,6 +273,11 @@ class Sales(Scenario):
         world.delivery.drain([self.target], how)
 
     def check(self, world: Any, fault: str) -> None:
+        self.check_sales(world)
+        assert_only_poison(world, self.target)
+
+    def check_sales(self, world: Any) -> None:
+        """The seller's sales are the confirmed orders less the cancelled one, each counted once."""
         counted, product_ids = self.state["counted"], self.state["product_ids"]
         expected = []
         for name, product_id in product_ids.items():
@@ -283,7 +288,6 @@ class Sales(Scenario):
         sales = sales_of(world, self.state["seller"])
         assert sales["totals"] == {"orders": 4, "units": 6, "revenue_cents": 6 * PRODUCT["price_cents"]}, sales
         assert sorted(sales["products"], key=lambda p: p["name"]) == sorted(expected, key=lambda p: p["name"]), sales
-        assert_only_poison(world, self.target)
 
 
 # Product -> (its stock, the quantities ordered, a restock to before the orders after it, and how

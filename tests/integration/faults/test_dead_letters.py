@@ -1,6 +1,7 @@
 """An outage longer than the queue's retries: the upload or the chunk reaches its DLQ, whose
 consumer ends the job `failed` with a reason (before, the job showed `pending` or `running` for
-ever). Poison in those DLQs is logged whole for a person, and dropped."""
+ever). Poison in those DLQs is logged whole for a person, and dropped. A domain event the sales
+projection never counts is logged whole by its DLQ's consumer, and the rebuild restores it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 from tests.integration.app.helpers import body_of
 from tests.integration.app.imports_helpers import TopicTap, upload
 from tests.integration.faults.injection import Faults, app_clients
-from tests.integration.faults.scenarios import GOOD_ROWS, HEADER, POISON, csv_of, dead_letters
+from tests.integration.faults.delivery import _context
+from tests.integration.faults.scenarios import GOOD_ROWS, HEADER, POISON, Sales, csv_of, dead_letters, sales_of
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -68,3 +70,28 @@ def test_an_upload_that_never_dispatches_fails_its_job_and_poison_in_the_dlq_is_
     assert state["errors"][0]["message"].startswith("the uploaded file could not be read after repeated attempts")
     assert dead_letters(world, "dispatch_import") == []
     assert_logged(app_logs, POISON)
+
+
+def test_sales_events_never_counted_are_logged_by_the_dlq_consumer_and_the_rebuild_counts_them(world, app_logs):
+    scenario = Sales("project_sales")  # 6 orders of two products confirmed, one declined, one cancelled after
+    scenario.arrange(world, "sales table unavailable")
+    faults = Faults("project_sales")
+    faults.fail_first("dynamodb", {"TransactWriteItems", "UpdateItem"}, 10_000, "InternalServerError", 500)
+
+    with faults.installed(app_clients()):
+        world.delivery.drain(["project_sales"])
+    held = dead_letters(world, "project_sales")
+    events = [body for body in held if body != POISON]
+    assert POISON in held and len(events) >= 6  # every event: 5 confirmed, 1 cancelled, the names
+    seller = scenario.state["seller"]
+    assert sales_of(world, seller)["totals"] == {"orders": 0, "units": 0, "revenue_cents": 0}
+
+    world.delivery.deliver_each_once("sales_dead_letter")
+    assert dead_letters(world, "project_sales") == []
+    logged = [r for r in app_logs.records if r.getMessage() == (
+        "event failed every delivery: the sales read model misses it; make rebuild-sales restores it")]
+    assert sorted(getattr(r, "body") for r in logged) == sorted(held)  # each one whole, the poison too
+
+    rebuilt = world.api_app.handler_map["rebuild_sales"]({}, _context("rebuild_sales"))
+    assert rebuilt["orders"] >= 5  # this test's, and what earlier tests left in the shared tables
+    scenario.check_sales(world)
