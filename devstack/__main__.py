@@ -38,6 +38,10 @@ def run() -> int:
     for noisy in ("werkzeug", "botocore", "urllib3", "pynamodb"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("aws_xray_sdk").setLevel(logging.ERROR)
+    # moto's ASL interpreter logs at ERROR every exception a state's evaluation raises, handled ones
+    # included: the saga's `Route` choice (IsPresent on an order's absent `action`) printed one per
+    # order. An execution's outcome is in its history (`aws stepfunctions get-execution-history`).
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -47,6 +47,8 @@ _ORIGIN_KINDS = {"AWS::ApiGateway::Stage": "api gateway", "AWS::StepFunctions::S
 _HANDOFFS = frozenset({"SendMessage", "SendMessageBatch", "Publish", "PublishBatch", "PutEvents", "StartExecution",
                        "StartSyncExecution", "Invoke", "InvokeAsync", "PutObject", "CompleteMultipartUpload",
                        "CopyObject", "PutRecord", "PutRecords"})
+# A table write, which a table's stream records (what a domain event is born of).
+_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"})
 _ROUTE = re.compile(r"^[A-Z]+ /")
 HISTOGRAM_BOUNDS_MS = (5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, math.inf)
 
@@ -204,9 +206,12 @@ def _failed(segment: Span, own: list[Span]) -> str:
     return worst
 
 
-def _handoff(index: _Index, entity_id: str, before: float, message_ids: set[str]) -> Span | None:
+def _handoff(index: _Index, entity_id: str, before: float, message_ids: set[str],
+             from_stream: bool = False) -> Span | None:
     """The call under `entity_id` that started a segment at `before`: the send of one of its
-    messages, else the last hand-off (send, publish, start) before it, else the last AWS call."""
+    messages, else the last hand-off (send, publish, start) before it, else the last AWS call.
+    A domain event (`from_stream`) was handed off by the table write its stream recorded: the
+    last write, even when the writer went on to send or start something else."""
     entity = index.by_id.get(entity_id)
     if entity is not None and entity.kind == "aws":
         return entity
@@ -218,12 +223,18 @@ def _handoff(index: _Index, entity_id: str, before: float, message_ids: set[str]
         sent = [s for s in under if s.message_id and s.message_id in message_ids]
         if sent:
             return sent[0]
-    handoffs = [s for s in under if s.operation in _HANDOFFS]
+    handoffs = [s for s in under if s.operation in (_WRITES if from_stream else _HANDOFFS)]
     return max(handoffs or under, key=lambda s: s.end)
 
 
 def _message_ids(own: Iterable[Span]) -> set[str]:
     return {str(s.annotations["message_id"]) for s in own if "message_id" in s.annotations}
+
+
+def _from_stream(own: Iterable[Span]) -> bool:
+    """The segment consumed domain events: its records are annotated with their `event_id`
+    (chalicelib/entrypoints/sales_events.py), and the events come from the tables' streams."""
+    return any("event_id" in s.annotations for s in own)
 
 
 def queue_spans(consumer: Trace, producers: Mapping[str, Trace]) -> list[Span]:
@@ -233,13 +244,14 @@ def queue_spans(consumer: Trace, producers: Mapping[str, Trace]) -> list[Span]:
     found = []
     cache: dict[str, _Index] = {}
     for segment in (s for s in consumer.spans if s.depth == 0 and s.links):
-        ids = _message_ids(index.subtree(segment.id))
+        own = list(index.subtree(segment.id))
+        ids, from_stream = _message_ids(own), _from_stream(own)
         for trace_id, entity_id in segment.links:
             producer = producers.get(trace_id)
             if producer is None:
                 continue
             producer_index = cache.setdefault(trace_id, _Index(producer))
-            send = _handoff(producer_index, entity_id, segment.start, ids)
+            send = _handoff(producer_index, entity_id, segment.start, ids, from_stream)
             if send is not None:
                 found.append(_queue_span(send, segment, consumer.id))
     return found
@@ -358,10 +370,10 @@ def build(traces: Sequence[Trace]) -> ServiceMap:
             while parent is not None and parent.depth == 0 and parent.origin == _LAMBDA_SERVICE_ORIGIN:
                 parent = index.by_id.get(parent.parent) if parent.parent else None
             if segment.links:
-                ids = _message_ids(own)
+                ids, from_stream = _message_ids(own), _from_stream(own)
                 for trace_id, entity_id in segment.links:
                     producer = indexes.get(trace_id)
-                    send = _handoff(producer, entity_id, segment.start, ids) if producer else None
+                    send = _handoff(producer, entity_id, segment.start, ids, from_stream) if producer else None
                     if send is None:
                         unresolved += 1
                         continue

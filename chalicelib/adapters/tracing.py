@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import traceback
+from email.utils import parseaddr
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
@@ -125,7 +126,10 @@ def _nested_resources(operation: str, params: Mapping[str, Any]) -> dict[str, An
     if operation == "PutEvents":
         buses = {entry.get("EventBusName") or "default" for entry in params.get("Entries") or ()}
         return {"event_bus_name": ", ".join(sorted(buses))} if buses else {}
-    return {key: params[name] for name, key in _UNLISTED_PARAMETERS.items() if params.get(name)}
+    named = {key: params[name] for name, key in _UNLISTED_PARAMETERS.items() if params.get(name)}
+    if "email_identity" in named:  # the identity is the address, not "Display Name <address>"
+        named["email_identity"] = parseaddr(str(named["email_identity"]))[1] or named["email_identity"]
+    return named
 
 
 def _name_nested_resources() -> None:

@@ -150,7 +150,7 @@ def _client(service: str) -> Any:
     ("cognito-idp", "admin_get_user", {"UserPoolId": "us-east-1_abc", "Username": "seller-1"},
      {"Username": "seller-1"}, {"user_pool_id": "us-east-1_abc"}),
     ("sesv2", "send_email",
-     {"FromEmailAddress": "orders@shop.example", "Destination": {"ToAddresses": ["a@b.example"]},
+     {"FromEmailAddress": "Shop (dev) <orders@shop.example>", "Destination": {"ToAddresses": ["a@b.example"]},
       "Content": {"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}}},
      {"MessageId": "m-1"}, {"email_identity": "orders@shop.example"}),
 ])

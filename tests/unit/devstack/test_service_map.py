@@ -293,3 +293,33 @@ def test_a_function_nothing_traced_started_hangs_off_an_untraced_trigger_not_the
     assert drawn.edges[f"{UNTRACED}>function:storefront-dev-cleanup"].count == 1
     assert f"{CLIENTS}>function:storefront-dev-cleanup" not in drawn.edges
     assert drawn.edges[f"{CLIENTS}>api:api_handler"].count == 1
+
+
+def test_a_domain_event_is_handed_off_by_the_table_write_its_stream_recorded_not_a_later_start():
+    # The orders consumer reserves stock (one transaction, the products table's stream records it),
+    # then starts the saga; the low-stock e-mail is linked to the record it was written under.
+    producer_id, consumer_id = "1-00000000-000000000000000000000030", "1-00000000-000000000000000000000031"
+    calls = [("dynamodb", "TransactWriteItems", {"table_names": ["storefront-dev-OrdersTable",
+                                                                 "storefront-dev-ProductsTable"]}, 0.02),
+             ("states", "StartExecution", {"state_machine_arn": "arn:aws:states:us-east-1:1:stateMachine:Saga"}, 0.05)]
+    producer = {"id": "a000000000000030", "trace_id": producer_id, "name": "storefront-dev-consume_orders",
+                "origin": "AWS::Lambda::Function", "start_time": T0, "end_time": T0 + 0.1,
+                "subsegments": [{"id": "b000000000000030", "name": "## consume_orders record", "start_time": T0,
+                                 "end_time": T0 + 0.1, "subsegments": [
+                                     {"id": f"c00000000000003{n}", "name": service, "namespace": "aws",
+                                      "start_time": T0 + at, "end_time": T0 + at + 0.01,
+                                      "aws": {"operation": operation, **fields}}
+                                     for n, (service, operation, fields, at) in enumerate(calls)]}]}
+    consumer_segment = {"id": "a000000000000031", "trace_id": consumer_id, "name": "storefront-dev-email_low_stock",
+                        "origin": "AWS::Lambda::Function", "start_time": T0 + 1.03, "end_time": T0 + 1.1,
+                        "links": [{"trace_id": producer_id, "id": "b000000000000030"}],
+                        "subsegments": [{"id": "b000000000000031", "name": "## email_low_stock record",
+                                         "start_time": T0 + 1.03, "end_time": T0 + 1.1,
+                                         "annotations": {"event_id": "e-1-StockLow"}}]}
+    drawn = build([assemble(raw(producer_id, producer)), assemble(raw(consumer_id, consumer_segment))])
+
+    table = "table:storefront-dev-OrdersTable, storefront-dev-ProductsTable"
+    delivered = drawn.edges[f"{table}>function:storefront-dev-email_low_stock"]
+    assert (delivered.kind, delivered.count) == ("message", 1)
+    assert delivered.percentile(50) == pytest.approx(1000.0)
+    assert "state machine:Saga>function:storefront-dev-email_low_stock" not in drawn.edges
