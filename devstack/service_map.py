@@ -60,7 +60,9 @@ class Node:
     name: str
 
 
-@dataclass(frozen=True)
+# Not frozen, for the reason Span is not (traces.py): a map of 10,000 segments makes some 35,000
+# calls, and a frozen dataclass sets each field through object.__setattr__. Nothing changes a call.
+@dataclass(slots=True, unsafe_hash=True)
 class Call:
     """One measured use of an edge: a call, or a message's wait, or a task's run."""
 
@@ -174,12 +176,17 @@ class _Index:
             if span.parent and span.depth > 0:  # another segment under a subsegment is not its part
                 self.children[span.parent].append(span)
 
-    def subtree(self, span_id: str) -> Iterable[Span]:
-        stack = list(self.children.get(span_id, ()))
+    def subtree(self, span_id: str) -> list[Span]:
+        found: list[Span] = []
+        children = self.children
+        stack = list(children.get(span_id, ()))
         while stack:
             span = stack.pop()
-            yield span
-            stack.extend(self.children.get(span.id, ()))
+            found.append(span)
+            below = children.get(span.id)
+            if below:
+                stack.extend(below)
+        return found
 
     def segment_of(self, span: Span) -> Span | None:
         """The depth-0 span (segment) a span belongs to."""
@@ -190,10 +197,6 @@ class _Index:
                 return None
             span, seen = parent, seen + 1
         return span
-
-
-def _status(span: Span) -> str:
-    return span.status
 
 
 def _failed(segment: Span, own: list[Span]) -> str:
@@ -294,12 +297,16 @@ def with_gaps(spans: Iterable[Span], gaps: Mapping[str, Span]) -> list[Span]:
     return [shown for span in spans for shown in ((gaps[span.id], span) if span.id in gaps else (span,))]
 
 
+def _wait(send: Span, segment: Span) -> tuple[str, float, float]:
+    """(name, start, end) of the time a message sent by `send` waited before `segment` started."""
+    return f"waited in {send.resource or send.service}", send.end, max(segment.start, send.end)
+
+
 def _queue_span(send: Span, segment: Span, trace_id: str) -> Span:
-    where = send.resource or send.service
-    return Span(id=f"queue-{send.id}-{segment.id}", name=f"waited in {where}", start=send.end,
-                end=max(segment.start, send.end), depth=0, segment=segment.segment, kind="queue",
-                trace_id=trace_id, parent=send.id, service=send.service, resource=send.resource,
-                annotations={"sent_by": send.name, "trace": send.trace_id})
+    name, start, end = _wait(send, segment)
+    return Span(id=f"queue-{send.id}-{segment.id}", name=name, start=start, end=end, depth=0,
+                segment=segment.segment, kind="queue", trace_id=trace_id, parent=send.id, service=send.service,
+                resource=send.resource, annotations={"sent_by": send.name, "trace": send.trace_id})
 
 
 def _target(span: Span, known: dict[tuple[str, str, str], Node] | None = None) -> Node:
@@ -339,14 +346,19 @@ def build(traces: Sequence[Trace]) -> ServiceMap:
     edges: dict[str, Edge] = {}
     traces_by_node: dict[str, set[str]] = defaultdict(set)
     unresolved = 0
+    # Each edge by its source's and target's ids, so a call finds its edge without making its key.
+    outgoing: dict[str, dict[str, Edge]] = defaultdict(dict)
 
     def add(source: Node, target: Node, kind: str, call: Call) -> None:
-        nodes.setdefault(source.id, source)
-        nodes.setdefault(target.id, target)
-        key = f"{source.id}>{target.id}"
-        edge = edges.get(key)
-        if edge is None:
-            edge = edges[key] = Edge(source.id, target.id, kind)
+        edge = outgoing[source.id].get(target.id)
+        if edge is None:  # the edge's first call
+            nodes.setdefault(source.id, source)
+            nodes.setdefault(target.id, target)
+            key = f"{source.id}>{target.id}"
+            edge = edges.get(key)
+            if edge is None:
+                edge = edges[key] = Edge(source.id, target.id, kind)
+            outgoing[source.id][target.id] = edge
         edge.calls.append(call)
         traces_by_node[source.id].add(call.trace_id)
         traces_by_node[target.id].add(call.trace_id)
@@ -354,17 +366,19 @@ def build(traces: Sequence[Trace]) -> ServiceMap:
     clients = Node(CLIENTS, "clients", "clients")
     untraced = Node(UNTRACED, "trigger", "untraced trigger")
     targets: dict[tuple[str, str, str], Node] = {}
+    segment_nodes: dict[tuple[str, str], Node] = {}  # by (origin, name): a node per segment made thousands
     for trace in traces:
         index = indexes[trace.id]
-        for segment in (s for s in trace.spans if s.depth == 0):
-            if segment.origin == _LAMBDA_SERVICE_ORIGIN:
-                continue  # Lambda's own segment: its function segment is the node
-            node = _segment_node(segment, routes)
+        for segment in trace.spans:
+            if segment.depth != 0 or segment.origin == _LAMBDA_SERVICE_ORIGIN:
+                continue  # a subsegment, or Lambda's own segment: its function segment is the node
+            node = segment_nodes.get((segment.origin, segment.segment))
+            if node is None:
+                node = segment_nodes[segment.origin, segment.segment] = _segment_node(segment, routes)
             nodes.setdefault(node.id, node)
             traces_by_node[node.id].add(trace.id)
-            own = list(index.subtree(segment.id))
+            own = index.subtree(segment.id)
             outcome = _failed(segment, own)
-            ran = Call(segment.duration_ms, trace.id, segment.id, segment.start, outcome, segment.name)
             # What started it.
             parent = index.by_id.get(segment.parent) if segment.parent else None
             while parent is not None and parent.depth == 0 and parent.origin == _LAMBDA_SERVICE_ORIGIN:
@@ -377,27 +391,31 @@ def build(traces: Sequence[Trace]) -> ServiceMap:
                     if send is None:
                         unresolved += 1
                         continue
-                    wait = _queue_span(send, segment, trace.id)
-                    add(_target(send), node, "message",
-                        Call(wait.duration_ms, trace.id, segment.id, wait.start, outcome, wait.name))
+                    name, start, end = _wait(send, segment)  # the queue span's figures, without the span
+                    add(_target(send, targets), node, "message",
+                        Call(round((end - start) * 1000, 1), trace.id, segment.id, start, outcome, name))
             elif parent is not None:
                 caller = index.segment_of(parent)
                 send = _handoff(index, parent.id, segment.start, set())
-                if send is not None and _target(send).id != node.id:
-                    add(_target(send), node, "task", ran)
+                if send is not None and _target(send, targets).id != node.id:
+                    add(_target(send, targets), node, "task", _ran(segment, trace, outcome))
                 elif send is None and caller is not None:
-                    add(_segment_node(caller, routes), node, "call", ran)
+                    add(_segment_node(caller, routes), node, "call", _ran(segment, trace, outcome))
             elif node.kind in ("api", "api gateway"):
-                add(clients, node, "request", ran)
+                add(clients, node, "request", _ran(segment, trace, outcome))
             else:  # a schedule, a stream, an upload through a presigned POST: nothing traced it
-                add(untraced, node, "request", ran)
+                add(untraced, node, "request", _ran(segment, trace, outcome))
             # What it called.
             for span in own:
-                if span.kind not in ("aws", "remote"):
-                    continue
-                add(node, _target(span, targets), "call",
-                    Call(span.duration_ms, trace.id, span.id, span.start, _status(span), span.name))
+                if span.kind == "aws" or span.kind == "remote":
+                    add(node, _target(span, targets), "call",
+                        Call(span.duration_ms, trace.id, span.id, span.start, span.status, span.name))
     return ServiceMap(nodes=nodes, edges=edges, traces_by_node=dict(traces_by_node), unresolved_links=unresolved)
+
+
+def _ran(segment: Span, trace: Trace, outcome: str) -> Call:
+    """A segment's own run, as a call of the edge that started it."""
+    return Call(segment.duration_ms, trace.id, segment.id, segment.start, outcome, segment.name)
 
 
 def layout(service_map: ServiceMap) -> dict[str, tuple[int, int]]:
