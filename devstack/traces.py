@@ -78,7 +78,8 @@ class Span:
         return "fault" if self.fault else "error" if self.error else "throttle" if self.throttle else "ok"
 
 
-@dataclass(frozen=True)
+# Not frozen, as Span: one per function segment, and nothing changes one.
+@dataclass(slots=True, unsafe_hash=True)
 class Invocation:
     """One function invocation found in a trace (for cost and cold starts)."""
 
@@ -299,23 +300,12 @@ def _ordered(walked: list[tuple[dict[str, Any], list[Span]]]) -> list[tuple[dict
     return [walked[i] for i in order]
 
 
-def _is_cold(spans: list[Span]) -> bool:
-    return any(s.annotations.get("cold_start") is True or (s.depth == 1 and s.name == "Initialization")
-               for s in spans)
-
-
 def _invocation_ms(document: Mapping[str, Any]) -> float:
     # On AWS the function segment also spans Initialization and Overhead; Invocation is the handler.
     for child in document.get("subsegments", []):
         if child.get("name") == "Invocation" and "end_time" in child:
             return float(child["end_time"] - child["start_time"]) * 1000
     return float(document.get("end_time", document.get("start_time", 0)) - document.get("start_time", 0)) * 1000
-
-
-def _failed(spans: list[Span]) -> bool:
-    # Our own spans only: an AWS call marked as an error is often expected (a conditional write
-    # that lost), and the handler decides what it means.
-    return any(s.fault or s.error for s in spans if s.kind in ("segment", "subsegment"))
 
 
 def assemble(raw: Mapping[str, Any]) -> Trace:
@@ -332,16 +322,22 @@ def assemble(raw: Mapping[str, Any]) -> Trace:
     invocations = []
     for document, own in walked:
         spans += own
+        # One pass over the segment's spans for its annotations and its invocation's figures.
+        cold = failed = False
         for span in own:
             if span.annotations:  # most spans (the AWS calls) have none
                 for key, value in span.annotations.items():
                     annotations[key][value] = None
+                cold = cold or span.annotations.get("cold_start") is True
+            cold = cold or (span.depth == 1 and span.name == "Initialization")
+            # Our own spans only: an AWS call marked as an error is often expected (a conditional
+            # write that lost), and the handler decides what it means.
+            failed = failed or ((span.fault or span.error) and span.kind in ("segment", "subsegment"))
         for linked_trace, _ in own[0].links if own else ():
             if linked_trace != trace_id:
                 links[linked_trace] = None
         if document.get("origin") == _FUNCTION_ORIGIN and "end_time" in document:
-            invocations.append(Invocation(function=str(document.get("name", "")), duration_ms=_invocation_ms(document),
-                                          cold=_is_cold(own), failed=_failed(own)))
+            invocations.append(Invocation(str(document.get("name", "")), _invocation_ms(document), cold, failed))
     if not spans:
         return Trace(trace_id, 0.0, 0.0, "", "ok", {}, (), (), ())
     start = min(s.start for s in spans)
@@ -349,8 +345,8 @@ def assemble(raw: Mapping[str, Any]) -> Trace:
     # The entry point is the first function's handler: on AWS, Lambda's own AWS::Lambda segment
     # (and API Gateway's, when traced) come first but say less.
     functions = [d for d in documents if d.get("origin") == _FUNCTION_ORIGIN]
-    first = min(functions or documents, key=lambda d: d.get("start_time", 0))
-    handler = next((c for c in sorted(first.get("subsegments", []), key=lambda c: c.get("start_time", 0))
+    first = min(functions or documents, key=_BY_START)
+    handler = next((c for c in sorted(first.get("subsegments", []), key=_BY_START)
                     if c.get("name") not in ("Initialization", "Invocation", "Overhead")), None)
     entry = f"{first.get('name', '')} {handler['name']}" if handler else str(first.get("name", ""))
     status = ("fault" if any(s.fault for s in spans) else "error" if any(s.error for s in spans)
