@@ -349,8 +349,10 @@ def assemble(raw: Mapping[str, Any]) -> Trace:
     handler = next((c for c in sorted(first.get("subsegments", []), key=_BY_START)
                     if c.get("name") not in ("Initialization", "Invocation", "Overhead")), None)
     entry = f"{first.get('name', '')} {handler['name']}" if handler else str(first.get("name", ""))
-    status = ("fault" if any(s.fault for s in spans) else "error" if any(s.error for s in spans)
-              else "throttle" if any(s.throttle for s in spans) else "ok")
+    status = "ok"
+    if any(s.fault or s.error or s.throttle for s in spans):  # one pass for the many traces that are fine
+        status = ("fault" if any(s.fault for s in spans) else "error" if any(s.error for s in spans)
+                  else "throttle")
     return Trace(id=trace_id, start=start, end=end, entry=entry, status=status,
                  annotations={k: tuple(v) for k, v in annotations.items()}, spans=tuple(spans),
                  links=tuple(links), invocations=tuple(invocations))
