@@ -215,6 +215,10 @@ def resource_name(aws: Mapping[str, Any]) -> str:
 
 
 _NO_AWS: Mapping[str, Any] = {}
+# What the spans without annotations (most: the AWS calls) share, rather than an empty dict each:
+# one allocation less per span, and the garbage collector runs by allocations (a first load makes
+# 50,000 spans, and collections were a fifth of its time). Span.annotations is a read-only Mapping.
+_NO_ANNOTATIONS: Mapping[str, Any] = {}
 _BY_START = methodcaller("get", "start_time", 0)  # a sort key in C: documents have thousands of entities
 
 
@@ -239,11 +243,13 @@ def _walk(document: Mapping[str, Any], trace_id: str) -> list[Span]:
         name = str(get("name", ""))
         start = float(get("start_time", 0))
         cause = get("cause")
+        notes = get("annotations")
+        annotations = dict(notes) if notes else _NO_ANNOTATIONS
         if depth == 0:
             links = get("links")
             span = Span(str(get("id", "")), name, start, float(get("end_time", start)), 0, segment, "segment",
                         bool(get("error")), bool(get("fault")), bool(get("throttle")),
-                        dict(get("annotations") or _NO_AWS), _cause(entity) if cause else "", trace_id,
+                        annotations, _cause(entity) if cause else "", trace_id,
                         str(get("parent_id") or above), "", "", "", "", _links(links) if links else (),
                         str(get("origin") or ""))
         else:
@@ -261,7 +267,7 @@ def _walk(document: Mapping[str, Any], trace_id: str) -> list[Span]:
             span = Span(str(get("id", "")), f"{name} {operation}" if operation else name,  # "dynamodb PutItem"
                         start, float(get("end_time", start)), depth, segment, kind,
                         bool(get("error")), bool(get("fault")), bool(get("throttle")),
-                        dict(get("annotations") or _NO_AWS), _cause(entity) if cause else "", trace_id,
+                        annotations, _cause(entity) if cause else "", trace_id,
                         str(get("parent_id") or above), name if aws else "", operation,
                         resource_name(aws) if aws else "", str(aws.get("message_id") or "") if aws else "")
         spans.append(span)
