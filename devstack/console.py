@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from devstack import service_map, trace_pages
 from devstack.trace_reader import TraceReader
-from devstack.traces import FilterError, function_costs, linked, parse_filter, related, select
+from devstack.traces import FilterError, collector_paused, function_costs, linked, parse_filter, related, select
 
 __all__ = ["Console"]
 
@@ -88,31 +88,35 @@ class Console:
         query = parse_qs(url.query)
         parts = url.path.strip("/").split("/")
         try:
-            if url.path in ("/", "/api/traces"):
-                self._list(request, query, html=url.path == "/")
-            elif len(parts) == 2 and parts[0] == "trace" or len(parts) == 3 and parts[:2] == ["api", "traces"]:
-                self._trace(request, unquote(parts[-1]), query, html=parts[0] == "trace")
-            elif url.path in ("/map", "/api/map"):
-                self._map(request, query, html=url.path == "/map")
-            elif url.path == "/map/edge":
-                self._edge(request, query)
-            elif url.path == "/api/costs":
-                self._send(request, 200, {"functions": [c.as_dict() for c in self._costs(
-                    self._traces.recent(minutes=_minutes(query)))]})
-            elif url.path == "/api/schedules" and self._emulator is not None:
-                schedules = [{**s, "next_fire": s["next_fire"].isoformat() if s.get("next_fire") else None}
-                             for s in self._emulator.schedules()]
-                self._send(request, 200, {"schedules": schedules})
-            elif url.path.rstrip("/") == "/mail" and self._mailbox is not None:
-                self._send(request, 200, self._mailbox())
-            elif url.path == "/api/stats" and self._emulator is not None:
-                stats = {name: dataclasses.asdict(value) for name, value in self._emulator.stats.items()}
-                self._send(request, 200, {"functions": stats})
-            else:
-                self._send(request, 404, {"Code": "NotFoundError", "Message": f"no page {url.path}"})
+            with collector_paused:
+                self._route(request, url, query, parts)
         except Exception as exc:  # the X-Ray API unreachable or refusing: say so, do not drop the connection
             log.exception("trace viewer request %s failed", request.path)
             self._send(request, 502, {"Code": type(exc).__name__, "Message": str(exc)})
+
+    def _route(self, request: BaseHTTPRequestHandler, url: Any, query: dict[str, list[str]], parts: list[str]) -> None:
+        if url.path in ("/", "/api/traces"):
+            self._list(request, query, html=url.path == "/")
+        elif len(parts) == 2 and parts[0] == "trace" or len(parts) == 3 and parts[:2] == ["api", "traces"]:
+            self._trace(request, unquote(parts[-1]), query, html=parts[0] == "trace")
+        elif url.path in ("/map", "/api/map"):
+            self._map(request, query, html=url.path == "/map")
+        elif url.path == "/map/edge":
+            self._edge(request, query)
+        elif url.path == "/api/costs":
+            self._send(request, 200, {"functions": [c.as_dict() for c in self._costs(
+                self._traces.recent(minutes=_minutes(query)))]})
+        elif url.path == "/api/schedules" and self._emulator is not None:
+            schedules = [{**s, "next_fire": s["next_fire"].isoformat() if s.get("next_fire") else None}
+                         for s in self._emulator.schedules()]
+            self._send(request, 200, {"schedules": schedules})
+        elif url.path.rstrip("/") == "/mail" and self._mailbox is not None:
+            self._send(request, 200, self._mailbox())
+        elif url.path == "/api/stats" and self._emulator is not None:
+            stats = {name: dataclasses.asdict(value) for name, value in self._emulator.stats.items()}
+            self._send(request, 200, {"functions": stats})
+        else:
+            self._send(request, 404, {"Code": "NotFoundError", "Message": f"no page {url.path}"})
 
     def _clauses(self, request: BaseHTTPRequestHandler, filter_text: str, *, html: bool) -> tuple[list[Any], str] | None:
         """The filter's clauses and, on a page, what was wrong with it; None when a 400 was sent."""

@@ -11,7 +11,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from devstack.traces import Trace, assemble, handler_name
+from devstack.traces import Trace, assemble_all, handler_name
 
 __all__ = ["TraceReader", "Pricing", "xray_client"]
 
@@ -61,16 +61,16 @@ class TraceReader:
         with self._lock:
             known = {i: self._settled[i] for i in ids if i in self._settled}
         missing = [i for i in ids if i not in known]
-        fetched: dict[str, Trace] = {}
+        raws: list[dict[str, Any]] = []
         for start in range(0, len(missing), _BATCH):
             page: dict[str, Any] = {"TraceIds": missing[start:start + _BATCH]}
             while True:
                 answer = self._xray.batch_get_traces(**page)
-                for raw in answer.get("Traces", []):
-                    fetched[raw["Id"]] = assemble(raw)
+                raws += answer.get("Traces", [])
                 if not answer.get("NextToken"):
                     break
                 page["NextToken"] = answer["NextToken"]
+        fetched = {trace.id: trace for trace in assemble_all(raws)}
         now = self._clock()
         with self._lock:
             for trace_id, trace in fetched.items():
