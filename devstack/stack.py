@@ -207,10 +207,10 @@ class LocalStack:
             self.emulator.invoke, [self.emulator.function(f.name) for f in app.pure_lambda_functions],
             account_id=ACCOUNT_ID, region=o.region)))
 
-        from devstack.trace_reader import Pricing
+        from devstack.trace_reader import Pricing, StackXRay
 
         pricing = Pricing(o.stage)
-        console = Console(host=o.host, port=trace_port, xray=session.client("xray", endpoint_url=aws_endpoint),
+        console = Console(host=o.host, port=trace_port, xray=StackXRay(ACCOUNT_ID, o.region),
                           emulator=self.emulator, memory_mb=pricing.memory_mb, is_api=pricing.is_api,
                           mailbox=functools.partial(mailbox.messages, ACCOUNT_ID, o.region))
         console.start()

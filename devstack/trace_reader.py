@@ -105,3 +105,40 @@ def xray_client(*, endpoint_url: str | None, region: str, profile: str | None = 
         return boto3.client("xray", endpoint_url=endpoint_url, region_name=region,
                             aws_access_key_id="testing", aws_secret_access_key="testing")
     return boto3.Session(profile_name=profile, region_name=region).client("xray")
+
+
+class StackXRay:
+    """The local stack's X-Ray API read in its own process (moto's backend), answering the two
+    calls TraceReader makes as boto3's client does (the fields it reads).
+
+    The console runs in the process that holds moto: over HTTP a first load of 1,000 traces took
+    200 BatchGetTraces calls, 3 s on an idle stack and over 10 s on a busy one (measured, the
+    X-Ray server sharing the process's one interpreter with every poller); read here, the calls
+    cost what moto's lookups cost. A real account's page uses `xray_client`.
+    """
+
+    def __init__(self, account_id: str, region: str) -> None:
+        self._account_id = account_id
+        self._region = region
+
+    def _backend(self) -> Any:
+        from moto.xray.models import xray_backends
+
+        return xray_backends[self._account_id][self._region]
+
+    def get_trace_summaries(self, *, StartTime: datetime, EndTime: datetime,  # noqa: N803 - boto3's names
+                            **_: Any) -> dict[str, Any]:
+        # As moto's GetTraceSummaries handler reads the times (whole seconds, naive local time).
+        start, end = (datetime.fromtimestamp(int(t.timestamp())) for t in (StartTime, EndTime))
+        for attempt in range(3):
+            try:
+                summary: dict[str, Any] = self._backend().get_trace_summary(start, end, None)
+                return summary
+            except RuntimeError:  # a segment's new trace arrived while moto iterated its traces
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def batch_get_traces(self, *, TraceIds: list[str], **_: Any) -> dict[str, Any]:  # noqa: N803
+        traces: dict[str, Any] = self._backend().get_trace_ids(TraceIds)
+        return traces

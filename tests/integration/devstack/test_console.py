@@ -185,3 +185,18 @@ def test_the_list_groups_entry_points_and_folds_polling(aws, viewer, order):
     assert "<table id=traces>" not in grouped
     assert len(every["traces"]) == 3
     assert [(t["entry"], t["polls"]) for t in folded["traces"]] == [("api_handler GET /orders/{order_id}", 3)]
+
+
+def test_the_stack_s_console_reads_its_x_ray_in_process_as_the_api_answers(aws, order):
+    # The stack's console reads moto's backend in its own process (devstack.trace_reader.StackXRay):
+    # the same traces, spans and links as through the X-Ray API.
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    from devstack.trace_reader import StackXRay, TraceReader
+
+    region = aws("xray").meta.region_name
+    over_http = TraceReader(aws("xray")).recent(minutes=5)
+    in_process = TraceReader(StackXRay(DEFAULT_ACCOUNT_ID, region)).recent(minutes=5)
+
+    assert {order["api"], order["consumer"], order["other"]} <= {t.id for t in in_process}
+    assert in_process == over_http
