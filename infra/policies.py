@@ -116,7 +116,7 @@ def _consume(queue_id: str) -> Grant:
                  (queue(queue_id),))
 
 
-_READ_STREAM = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams")
+_READ_STREAM = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
 
 
 def _publish_changes(table_id: str) -> tuple[Grant, ...]:
@@ -124,6 +124,9 @@ def _publish_changes(table_id: str) -> tuple[Grant, ...]:
     of a batch it gave up on to the on-failure queue with it too."""
     return (
         Grant("ReadItsStream", _READ_STREAM, (stream(table_id),)),
+        # The mapping's poller lists streams too (Lambda's documented execution role); IAM has no
+        # resource type for ListStreams, so it can only be granted on "*".
+        Grant("ListStreams", ("dynamodb:ListStreams",), ("*",)),
         Grant("PublishEvents", ("events:PutEvents",), (event_bus("EventBus"),)),
         Grant("HandOverFailedBatches", ("sqs:SendMessage",), (queue("DomainEventsFailureQueue"),)),
     )

@@ -239,7 +239,9 @@ def test_every_handler_string_resolves_in_a_bare_interpreter_with_only_the_packa
     assert set(stack.functions) == {"api_handler", "consume_orders", "process_images", "dispatch_import",
                                     "import_chunk", "dispatch_import_dead_letter", "import_chunk_dead_letter",
                                     "cleanup", "orders_dead_letter", "order_saga_payment", "order_saga_order",
-                                    "order_saga_notify"}
+                                    "order_saga_notify", "publish_product_events", "publish_order_events",
+                                    "recover_lost_changes", "project_sales", "email_low_stock", "sales_dead_letter",
+                                    "low_stock_dead_letter", "rebuild_sales"}
 
 
 def test_every_binary_of_the_package_fits_the_functions_cpu_and_glibc(artifact: Artifact) -> None:
