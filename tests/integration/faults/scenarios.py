@@ -65,13 +65,17 @@ class Scenario(ABC):
 
 def dead_letters(world: Any, handler: str) -> list[str]:
     """Bodies in the consumer's DLQ (left there, visible)."""
-    queue = world.delivery.dead_letters(handler)
+    return [m["Body"] for m in _held(world.delivery.dead_letters(handler))]
+
+
+def _held(queue: Any) -> list[dict[str, Any]]:
+    """Every message the queue holds, in the order it gives them, then made visible again."""
     held: list[dict[str, Any]] = []
     while batch := queue.sqs.receive_message(QueueUrl=queue.url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
                                              VisibilityTimeout=30).get("Messages", []):
         held += batch
     queue.make_visible(held)
-    return [m["Body"] for m in held]
+    return held
 
 
 def assert_only_poison(world: Any, handler: str, poisoned: bool = True) -> None:
@@ -212,13 +216,7 @@ def publish_changes(world: Any, publisher: str, stream: StreamTail, ids: list[st
 
 def queued_events(world: Any, handler: str) -> list[dict[str, Any]]:
     """The bus's events in the consumer's queue, in the order it gives them (left there, visible)."""
-    queue = world.delivery.queue(handler)
-    held: list[dict[str, Any]] = []
-    while batch := queue.sqs.receive_message(QueueUrl=queue.url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                             VisibilityTimeout=30).get("Messages", []):
-        held += batch
-    queue.make_visible(held)
-    return [json.loads(m["Body"]) for m in held]
+    return [json.loads(m["Body"]) for m in _held(world.delivery.queue(handler))]
 
 
 def sales_of(world: Any, seller: Any) -> dict[str, Any]:
